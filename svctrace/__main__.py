@@ -1,0 +1,3 @@
+from svctrace.cli.main import run
+
+run()

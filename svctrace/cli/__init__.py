@@ -1,0 +1,1 @@
+"""typer glue: one module per command; only this package prints, exits, or wires things together."""

@@ -1,0 +1,38 @@
+"""Options shared by several commands, declared once (kubectl's names and meanings)."""
+
+from __future__ import annotations
+
+import typer
+
+OUTPUT_HELP = "Output format: text (default), wide, json or yaml."
+
+Namespace = typer.Option(None, "-n", "--namespace", help="Namespace (default: the context's, or "
+                         "'default').", show_default=False)
+Context = typer.Option(None, "--context", help="kubeconfig context to use.")
+Kubeconfig = typer.Option(None, "--kubeconfig", envvar="KUBECONFIG",
+                          help="Path to the kubeconfig file(s) (KUBECONFIG is honoured).")
+Output = typer.Option("text", "-o", "--output", help=OUTPUT_HELP)
+Color = typer.Option("auto", "--color", help="Colour: auto (on a TTY, unless NO_COLOR), always "
+                     "or never.")
+Quiet = typer.Option(False, "-q", "--quiet", help="Print only results; no notes on stderr.")
+RulesFile = typer.Option(None, "--rules", help="iptables-save output to read ('-' for stdin).")
+Snapshot = typer.Option(None, "--snapshot", help="Read API objects from a file (kubectl get -o "
+                        "json/yaml List, multi-document YAML, or 'svctrace snapshot' output).")
+LocalIP = typer.Option([], "--local-ip", help="An address that is local on the node (repeatable). "
+                       "127.0.0.0/8 and ::1 are always local.")
+
+OUTPUT_FORMATS = ("text", "wide", "json", "yaml")
+
+
+def check_output(value: str) -> str:
+    if value not in OUTPUT_FORMATS:
+        from svctrace.errors import UsageError
+        raise UsageError(f"unknown output format {value!r} (expected text, wide, json or yaml)")
+    return value
+
+
+def check_color(value: str) -> str:
+    if value not in ("auto", "always", "never"):
+        from svctrace.errors import UsageError
+        raise UsageError(f"unknown --color value {value!r} (expected auto, always or never)")
+    return value

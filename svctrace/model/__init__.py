@@ -1,0 +1,1 @@
+"""Plain frozen data, no I/O: the vocabulary every other package speaks."""
