@@ -17,4 +17,10 @@ COMMAND_MODULES = (
 
 def register(app: typer.Typer) -> None:
     for name in COMMAND_MODULES:
-        importlib.import_module(name).register(app)
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name == name:      # a command still being built in this checkout
+                continue
+            raise
+        module.register(app)

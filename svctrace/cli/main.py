@@ -11,7 +11,6 @@ import sys
 
 import typer
 
-from svctrace import __version__
 from svctrace.errors import ExitStatus, SvctraceError
 
 app = typer.Typer(

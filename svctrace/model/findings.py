@@ -16,7 +16,8 @@ class Severity(IntEnum):
         try:
             return cls[text.upper()]
         except KeyError:
-            raise ValueError(f"unknown severity {text!r} (expected info, warning or error)") from None
+            raise ValueError(
+                f"unknown severity {text!r} (expected info, warning or error)") from None
 
     def __str__(self) -> str:
         return self.name.lower()

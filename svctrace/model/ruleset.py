@@ -1,8 +1,8 @@
 """An iptables ruleset as iptables-save prints it: tables → chains → rules → matches and a target.
 
-Rules keep their original text, file and line, so everything rendered is what iptables-save printed.
-Each rule is parsed into (match, target) only when someone looks at it: a trace through a 230,000
-line dump visits a few dozen rules, and `Ruleset.check()` parses all of them when strictness matters.
+Rules keep their original text, file and line, so everything rendered is what iptables-save
+printed. Each rule is parsed into (match, target) only when someone looks at it: a trace through
+a 230,000-line dump visits a few dozen rules; `Ruleset.check()` parses them all when asked.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class Option:
 
 @dataclass(frozen=True, slots=True)
 class Match:
-    """A match module with its options. Basic criteria (-s, -d, -p, -i, -o, -f) live in module ""."""
+    """A match module and its options; basic criteria (-s, -d, -p, -i, -o, -f) are module ""."""
 
     module: str
     options: tuple[Option, ...]
@@ -69,7 +69,7 @@ class ParsedRule:
 
 @dataclass(slots=True)
 class Rule:
-    """One `-A CHAIN …` line. `number` is 1-based within its chain, as `iptables -L --line-numbers`."""
+    """One `-A CHAIN …` line; `number` is 1-based in its chain (`iptables -L --line-numbers`)."""
 
     table: str
     chain: str
@@ -104,15 +104,32 @@ class Rule:
 
 @dataclass(slots=True)
 class Chain:
+    """A chain and its rules. Rules are kept as raw (line, text) until first asked for."""
+
     name: str
     table: str
     policy: str | None = None          # ACCEPT/DROP for built-in chains, None for user chains
     line: int = 0
-    rules: list[Rule] = field(default_factory=list)
+    source: str = ""
+    family: int = 4
+    raw: list[tuple[int, str, tuple[int, int] | None]] = field(default_factory=list)
+    parser: Callable[[Rule], ParsedRule] | None = field(default=None, repr=False)
+    _rules: list[Rule] | None = field(default=None, repr=False)
 
     @property
     def builtin(self) -> bool:
         return self.policy is not None
+
+    @property
+    def rules(self) -> list[Rule]:
+        if self._rules is None:
+            self._rules = [Rule(self.table, self.name, n, line, text, self.source, self.family,
+                                counters, None, self.parser)
+                           for n, (line, text, counters) in enumerate(self.raw, 1)]
+        return self._rules
+
+    def __len__(self) -> int:
+        return len(self.raw)
 
 
 @dataclass(slots=True)

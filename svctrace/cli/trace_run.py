@@ -1,0 +1,99 @@
+"""The body of `svctrace trace`, imported only when the command runs."""
+
+from __future__ import annotations
+
+from ipaddress import ip_address, ip_network
+
+from svctrace.cli.env import Environment
+from svctrace.errors import UsageError
+from svctrace.model.packet import Packet
+from svctrace.model.ruleset import Ruleset
+
+
+def parse_destination(dst: str, dport: int | None) -> tuple[str, int]:
+    """`10.0.0.1:80`, `[fd00::1]:80`, or an address plus --dport."""
+    host, port = dst, None
+    if dst.startswith("["):
+        host, _, rest = dst[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else None
+    elif dst.count(":") == 1:
+        host, _, port = dst.partition(":")
+    try:
+        ip_address(host)
+    except ValueError:
+        raise UsageError(f"--dst {dst!r}: not an IP address") from None
+    if port is not None and dport is not None and int(port) != dport:
+        raise UsageError(f"--dst {dst} and --dport {dport} disagree")
+    if port is None and dport is None:
+        raise UsageError(f"--dst {dst} has no port", "give --dst IP:PORT or --dport PORT")
+    try:
+        return host, int(port) if port is not None else int(dport or 0)
+    except ValueError:
+        raise UsageError(f"--dst {dst!r}: port is not a number") from None
+
+
+def default_source(ruleset: Ruleset, pod_cidr: str | None, family: int) -> str:
+    """An address in the pod CIDR that is no endpoint: 'a packet from some pod'."""
+    if pod_cidr is None:
+        from svctrace.rules.kubeproxy import infer_pod_cidr
+        pod_cidr = infer_pod_cidr(ruleset)
+    if pod_cidr is None:
+        raise UsageError("no --src given and no pod CIDR found in the rules",
+                         "give --src IP or --pod-cidr CIDR")
+    try:
+        net = ip_network(pod_cidr, strict=False)
+    except ValueError:
+        raise UsageError(f"--pod-cidr {pod_cidr!r}: not a CIDR") from None
+    if net.version != family:
+        raise UsageError(f"pod CIDR {pod_cidr} is not IPv{family}; give --src")
+    return str(net.broadcast_address - 2 if net.num_addresses > 4 else net.network_address)
+
+
+def build_packet(src: str, host: str, port: int, proto: str, sport: int,
+                 in_interface: str | None) -> tuple[Packet, str]:
+    from svctrace import packets
+
+    try:
+        scapy_pkt = packets.build(src, host, proto, sport, port)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    return packets.to_model(scapy_pkt, in_interface), packets.summary(scapy_pkt)
+
+
+def run_trace(env: Environment, *, dst: str, rules: str | None, src: str | None,
+              dport: int | None, sport: int, proto: str, in_interface: str | None,
+              local_ips: list[str], pod_cidr: str | None, affinity_hit: list[str],
+              output: str) -> None:
+    from svctrace.model.trace import node_context
+    from svctrace.render.trace import trace_dict
+    from svctrace.rules.sources import load_ruleset
+    from svctrace.trace.engine import trace_packet
+
+    host, port = parse_destination(dst, dport)
+    ruleset = load_ruleset(rules)
+    if src is None:
+        src = default_source(ruleset, pod_cidr, ip_address(host).version)
+        env.note(f"no --src given: tracing from {src}, an address in the pod CIDR")
+    packet, summary = build_packet(src, host, port, proto, sport, in_interface)
+    try:
+        node = node_context(local_ips, None, frozenset(affinity_hit))
+    except ValueError as err:
+        raise UsageError(f"--local-ip: {err}") from None
+    trace = trace_packet(packet, ruleset, node)
+    if output in ("json", "yaml"):
+        doc = trace_dict(trace, ruleset.source, summary)
+        env.write_json(doc) if output == "json" else env.write_yaml(doc)
+        return
+    _print_text(env, trace, summary, output == "wide")
+
+
+def _print_text(env: Environment, trace: object, summary: str, wide: bool) -> None:
+    from rich.text import Text
+
+    from svctrace.render.trace import render_outcomes
+
+    console = env.console()
+    console.print(Text.assemble(("packet ", "bold"), summary))
+    local = ", ".join(str(n) for n in trace.node.local) or "none given"  # type: ignore[attr-defined]
+    console.print(Text(f"node local addresses: {local} (plus 127.0.0.0/8, ::1)", style="dim"))
+    console.print(render_outcomes(trace, wide))  # type: ignore[arg-type]

@@ -1,0 +1,264 @@
+"""Evaluate a packet through a ruleset the way the kernel's netfilter hooks would.
+
+Paths (netfilter hook priorities: raw -300, mangle -150, nat DNAT -100, filter 0, security 50,
+nat SNAT 100):
+
+- from outside:       PREROUTING (raw, mangle, nat) → routing → INPUT (mangle, filter,
+                      security, nat) or FORWARD (mangle, filter, security) → POSTROUTING
+                      (mangle, nat)
+- generated locally:  OUTPUT (raw, mangle, nat, filter, security) → POSTROUTING (mangle, nat)
+                      → and, when the destination is local, INPUT (mangle, filter, security)
+
+Routing only needs "is this destination local". A statistic match forks the branch; every
+outcome carries its exact probability. What the engine cannot evaluate it records as an
+assumption and never silently assumes a match.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from svctrace.errors import RulesError
+from svctrace.model.packet import Packet
+from svctrace.model.ruleset import Chain, Rule, Ruleset, Target
+from svctrace.model.trace import Assumption, NodeContext, Outcome, Step, Trace
+from svctrace.trace.matches import MATCHES
+from svctrace.trace.state import BranchState, Hook, Unknown
+from svctrace.trace.targets import CONTINUE, RETURN, TARGETS
+
+MAX_BRANCHES = 200_000
+
+_PRE = (("raw", "PREROUTING"), ("mangle", "PREROUTING"), ("nat", "PREROUTING"))
+_INPUT = (("mangle", "INPUT"), ("filter", "INPUT"), ("security", "INPUT"), ("nat", "INPUT"))
+_LOCAL_IN = (("mangle", "INPUT"), ("filter", "INPUT"), ("security", "INPUT"))
+_FORWARD = (("mangle", "FORWARD"), ("filter", "FORWARD"), ("security", "FORWARD"))
+_OUTPUT = (("raw", "OUTPUT"), ("mangle", "OUTPUT"), ("nat", "OUTPUT"), ("filter", "OUTPUT"),
+           ("security", "OUTPUT"))
+_POST = (("mangle", "POSTROUTING"), ("nat", "POSTROUTING"))
+
+
+def trace_packet(packet: Packet, ruleset: Ruleset, node: NodeContext) -> Trace:
+    """Every outcome of `packet` (the first packet of a new connection) through `ruleset`."""
+    if ruleset.family != packet.family and _has_rules(ruleset):
+        raise RulesError(f"the rules in {ruleset.source} are IPv{ruleset.family} but the packet "
+                         f"is IPv{packet.family}",
+                         "give ip6tables-save output for IPv6 packets, iptables-save for IPv4")
+    node = _resolve_affinity(ruleset, node)
+    engine = _Engine(ruleset)
+    start = BranchState(packet, node)
+    local_out = node.is_local(packet.src)
+    finished = engine.walk(start, local_out)
+    outcomes = sorted((_outcome(s, v) for s, v in finished), key=_order)
+    return Trace(packet, node, tuple(outcomes))
+
+
+def _has_rules(ruleset: Ruleset) -> bool:
+    return any(len(c) for t in ruleset.tables.values() for c in t.chains.values())
+
+
+def _order(o: Outcome) -> tuple[int, tuple[int, ...]]:
+    # rule order: the branch that took an earlier rule first (kube-proxy's endpoint order)
+    return (0 if o.destination else 1, tuple(s.line or 0 for s in o.path))
+
+
+def _outcome(state: BranchState, verdict: str) -> Outcome:
+    return Outcome(
+        probability=_round(state.probability), verdict=verdict, packet=state.packet,
+        destination=state.dnat, masquerade=state.snat, snat_to=state.snat_to,
+        hook_path=tuple(state.hooks), path=tuple(state.path),
+        assumptions=tuple(state.assumptions), reject_with=state.reject_with)
+
+
+def _round(p: Fraction) -> float:
+    # Shares are exact fractions of 2**31 (xt_statistic); 1e-9 is below any real difference.
+    return round(float(p), 9)
+
+
+class _Engine:
+    def __init__(self, ruleset: Ruleset) -> None:
+        self.ruleset = ruleset
+        self.branches = 0
+
+    def walk(self, start: BranchState, local_out: bool) -> list[tuple[BranchState, str]]:
+        """Run every hook on the packet's path; returns (branch, final verdict) pairs."""
+        if local_out:
+            stages = [(_OUTPUT, "OUTPUT"), (_POST, "POSTROUTING")]
+        else:
+            stages = [(_PRE, "PREROUTING")]
+        live = [start]
+        done: list[tuple[BranchState, str]] = []
+        for tables, hook in stages:
+            live = self.run_hook(live, tables, hook, local_out, done)
+        if local_out:
+            self.deliver_local(live, done)
+        else:
+            self.route(live, done)
+        return done
+
+    def route(self, live: list[BranchState], done: list[tuple[BranchState, str]]) -> None:
+        to_input = [s for s in live if s.node.is_local(s.packet.dst)]
+        forward = [s for s in live if not s.node.is_local(s.packet.dst)]
+        for s in self.run_hook(to_input, _INPUT, "INPUT", False, done):
+            done.append((s, "ACCEPT"))
+        forward = self.run_hook(forward, _FORWARD, "FORWARD", False, done)
+        for s in self.run_hook(forward, _POST, "POSTROUTING", False, done):
+            done.append((s, "ACCEPT"))
+
+    def deliver_local(self, live: list[BranchState], done: list[tuple[BranchState, str]]) -> None:
+        for s in live:
+            if s.node.is_local(s.packet.dst):
+                for s2 in self.run_hook([s], _LOCAL_IN, "INPUT", True, done):
+                    done.append((s2, "ACCEPT"))
+            else:
+                done.append((s, "ACCEPT"))
+
+    def run_hook(self, live: list[BranchState], tables: tuple[tuple[str, str], ...], hook: str,
+                 local_out: bool, done: list[tuple[BranchState, str]]) -> list[BranchState]:
+        """Run one hook's tables in priority order; DROP/REJECT end a branch."""
+        for state in live:
+            state.hooks.append(hook)
+        for table, chain_name in tables:
+            chain = self.ruleset.chain(table, chain_name)
+            if chain is None or not chain.raw and chain.policy == "ACCEPT":
+                continue
+            nxt: list[BranchState] = []
+            for state in live:
+                if table == "nat" and state.notrack:    # untracked packets bypass nat
+                    nxt.append(state)
+                    continue
+                state.hook = Hook(hook, table, local_out)
+                for s, verdict in self.run_builtin(state, chain):
+                    if verdict == "ACCEPT":
+                        nxt.append(s)
+                    else:
+                        done.append((s, verdict))
+            live = nxt
+        return live
+
+    def run_builtin(self, state: BranchState, chain: Chain) -> list[tuple[BranchState, str]]:
+        out = []
+        for s, verdict in self.run_chain(state, chain, (chain.name,)):
+            if verdict is None:                       # fell off the end: the policy decides
+                verdict = chain.policy or "ACCEPT"
+                if chain.raw:
+                    s.path.append(Step(chain.table, chain.name, None, f"policy {verdict}",
+                                       chain.line))
+            out.append((s, verdict))
+        return out
+
+    def run_chain(self, state: BranchState, chain: Chain,
+                  stack: tuple[str, ...]) -> list[tuple[BranchState, str | None]]:
+        """All (branch, verdict) results of one chain; verdict None = returned to the caller."""
+        rules = chain.rules
+        out: list[tuple[BranchState, str | None]] = []
+        work: list[tuple[BranchState, int]] = [(state, 0)]
+        while work:
+            st, idx = work.pop()
+            if idx >= len(rules):
+                out.append((st, None))
+                continue
+            rule = rules[idx]
+            for s, result in reversed(self.run_rule(st, rule, stack)):
+                if result == CONTINUE:
+                    work.append((s, idx + 1))
+                elif result == RETURN:
+                    out.append((s, None))
+                else:
+                    out.append((s, result))
+        return out
+
+    def run_rule(self, state: BranchState, rule: Rule,
+                 stack: tuple[str, ...]) -> list[tuple[BranchState, str]]:
+        """(branch, CONTINUE | RETURN | verdict) for each way this rule can go."""
+        matched_states = self.evaluate_matches(state, rule)
+        results: list[tuple[BranchState, str]] = []
+        for s, matched, step_prob in matched_states:
+            if not matched:
+                results.append((s, CONTINUE))
+                continue
+            s.path.append(Step(rule.table, rule.chain, rule.number, rule.text, rule.line,
+                               step_prob))
+            target = rule.target
+            if target is None:
+                results.append((s, CONTINUE))   # a rule without a target only counts
+            else:
+                results.extend(self.apply_target(s, rule, target, stack))
+        return results
+
+    def evaluate_matches(self, state: BranchState,
+                         rule: Rule) -> list[tuple[BranchState, bool, float | None]]:
+        """Evaluate the rule's matches in order; a statistic match forks the branch."""
+        prob: Fraction | None = None
+        for match in rule.matches:
+            fn = MATCHES.get(match.module)
+            result = fn(state, match) if fn else Unknown(f'match "{match.module}"')
+            if isinstance(result, Unknown):
+                self.assume(state, rule, f"{result.what} not evaluated", "did not match")
+                return [(state, False, None)]
+            if isinstance(result, Fraction):
+                prob = result if prob is None else prob * result
+            elif not result:
+                return [(state, False, None)]
+        if prob is None:
+            return [(state, True, None)]
+        self.count_branch()
+        other = state.fork()
+        other.probability *= 1 - prob
+        state.probability *= prob
+        return [(state, True, float(prob)), (other, False, None)]
+
+    def apply_target(self, state: BranchState, rule: Rule, target: Target,
+                     stack: tuple[str, ...]) -> list[tuple[BranchState, str]]:
+        chain = self.ruleset.chain(rule.table, target.name)
+        if chain is not None:
+            return self.jump(state, chain, target.goto, stack)
+        fn = TARGETS.get(target.name)
+        if fn is None:
+            self.assume(state, rule, f'target "{target.name}" (not a chain of table '
+                        f'"{rule.table}") not evaluated', "did not terminate the chain")
+            return [(state, CONTINUE)]
+        result = fn(state, target)
+        if isinstance(result, Unknown):
+            self.assume(state, rule, f"{result.what}", "did not terminate the chain")
+            return [(state, CONTINUE)]
+        return [(state, result)]
+
+    def jump(self, state: BranchState, chain: Chain, goto: bool,
+             stack: tuple[str, ...]) -> list[tuple[BranchState, str]]:
+        if chain.name in stack:
+            loop = " → ".join((*stack, chain.name))
+            raise RulesError(f"jump loop in table {chain.table}: {loop}",
+                             "the kernel refuses such a ruleset; check where it came from")
+        results: list[tuple[BranchState, str]] = []
+        for s, verdict in self.run_chain(state, chain, (*stack, chain.name)):
+            if verdict is None:
+                # returned: a jump continues after the rule; a goto returns to our caller
+                results.append((s, RETURN if goto else CONTINUE))
+            else:
+                results.append((s, verdict))
+        return results
+
+    def assume(self, state: BranchState, rule: Rule, what: str, assumed: str) -> None:
+        state.assumptions.append(Assumption(rule.table, rule.chain, rule.number, rule.line,
+                                            what, assumed))
+
+    def count_branch(self) -> None:
+        self.branches += 1
+        if self.branches > MAX_BRANCHES:
+            raise RulesError(f"more than {MAX_BRANCHES} random branches: the trace was stopped",
+                             "the ruleset forks at every rule; trace a narrower packet")
+
+
+def _resolve_affinity(ruleset: Ruleset, node: NodeContext) -> NodeContext:
+    """--affinity-hit may name an endpoint (ip:port): find the recent lists that DNAT to it."""
+    wanted = {h for h in node.affinity_hit if ":" in h}
+    if not wanted:
+        return node
+    names = set(node.affinity_hit) - wanted
+    nat = ruleset.tables.get("nat")
+    for chain in nat.chains.values() if nat else ():
+        for _, text, _ in chain.raw:
+            if "--to-destination" in text and any(text.endswith(f" {w}") for w in wanted):
+                names.add(chain.name)
+    from dataclasses import replace
+    return replace(node, affinity_hit=frozenset(names))
