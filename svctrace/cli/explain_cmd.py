@@ -1,0 +1,232 @@
+"""`svctrace explain SERVICE`: the whole story of one Service.
+
+The cluster half (Service → selector → pods → ports → EndpointSlices → health, findings) is
+here. The node half (rules, drift, traces) plugs into `explain_node_side(report, view, opts)`:
+it appends findings, text sections and JSON keys to the ExplainReport.
+
+Only typer and svctrace modules are imported at module level; rich and kubernetes are
+imported inside the functions that need them (shell completion runs this on every TAB).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from svctrace.cli import options
+from svctrace.errors import UsageError
+
+if TYPE_CHECKING:
+    from svctrace.cli.env import Environment
+    from svctrace.diagnose.cluster import ClusterExplanation
+    from svctrace.model.cluster import ServiceView
+    from svctrace.model.findings import Finding
+
+HELP = """Explain how a Service is implemented, hop by hop, and what is wrong with it.
+
+SERVICE is svc/NAME, service/NAME, services/NAME or NAME. Objects come from the live cluster
+(kubeconfig, --context, -n, like kubectl) or from --snapshot FILE. Exit status: 0 ok, 1 a
+finding reached --fail-on, 3 Service not found, 4 cluster unreachable or access denied."""
+
+SERVICE_PREFIXES = ("svc/", "service/", "services/", "svc.", "service.", "services.")
+FAIL_ON = ("error", "warning", "info", "none")
+SKIPPED_NOTE = ("rule steps skipped: no rules source (give --rules FILE, run on a node, "
+                "or use --node NAME)")
+
+
+@dataclass
+class ExplainOptions:
+    """Everything the command line says, in one place (node-side options included)."""
+
+    service: str
+    namespace: str | None = None
+    context: str | None = None
+    kubeconfig: str | None = None
+    snapshot: str | None = None
+    output: str = "text"
+    fail_on: str = "error"
+    request_timeout: float = 5.0
+    rules: str | None = None
+    node: str | None = None
+    local_ips: list[str] = field(default_factory=list)
+    probe: bool = False
+    raw: bool = False
+    entry: str | None = None
+    src: str | None = None
+    from_: str | None = None
+
+
+@dataclass
+class ExplainReport:
+    """The result of explain: the cluster half, plus what the node side adds."""
+
+    cluster: ClusterExplanation
+    findings: list[Finding]
+    sections: list[Any] = field(default_factory=list)     # extra rich renderables
+    data: dict[str, Any] = field(default_factory=dict)    # extra top-level JSON keys
+    notes: list[str] = field(default_factory=list)        # diagnostics for stderr
+
+
+def register(app: typer.Typer) -> None:
+    app.command("explain", help=HELP)(explain)
+
+
+def explain(
+    service: str = typer.Argument(..., help="The Service: svc/NAME, service/NAME or NAME."),
+    namespace: str = options.Namespace,
+    context: str = options.Context,
+    kubeconfig: str = options.Kubeconfig,
+    snapshot: str = options.Snapshot,
+    output: str = options.Output,
+    fail_on: str = typer.Option("error", "--fail-on", help="Exit 1 when a finding reaches this "
+                                "severity: error, warning, info or none."),
+    color: str = options.Color,
+    quiet: bool = options.Quiet,
+    request_timeout: str = typer.Option("5s", "--request-timeout", help="How long to wait for "
+                                        "each API request (e.g. 5s, 500ms, 2)."),
+    rules: str = options.RulesFile,
+    node: str = typer.Option(None, "--node", help="Read the rules of this node through the "
+                             "kube-proxy pod on it (API exec)."),
+    local_ip: list[str] = options.LocalIP,
+    probe: bool = typer.Option(False, "--probe", help="Also probe each backend for real "
+                               "(TCP connect / UDP)."),
+    raw: bool = typer.Option(False, "--raw", help="Show the rules as iptables-save text."),
+    entry: str = typer.Option(None, "--entry", help="Entry point to trace: clusterIP, "
+                              "nodePort, loadBalancer or externalIP."),
+    src: str = typer.Option(None, "--src", help="Source address of the traced packet."),
+    from_: str = typer.Option(None, "--from", help="Where the traced packet starts: pod, node "
+                              "or external."),
+) -> None:
+    from svctrace.cli.env import Environment
+
+    opts = ExplainOptions(
+        service=parse_service_ref(service), namespace=namespace, context=context,
+        kubeconfig=kubeconfig, snapshot=snapshot, output=options.check_output(output),
+        fail_on=check_fail_on(fail_on), request_timeout=parse_duration(request_timeout),
+        rules=rules, node=node, local_ips=list(local_ip), probe=probe, raw=raw, entry=entry,
+        src=src, from_=from_)
+    env = Environment(color=options.check_color(color), quiet=quiet)
+    view = load_view(opts)
+    raise typer.Exit(emit(explain_service(view, opts), opts, env))
+
+
+# --- parsing -----------------------------------------------------------------------------
+
+def parse_service_ref(text: str) -> str:
+    """`svc/web`, `service/web`, `services/web` or `web` → `web`, like kubectl."""
+    name = text
+    for prefix in SERVICE_PREFIXES:
+        if text.lower().startswith(prefix):
+            name = text[len(prefix):]
+            break
+    else:
+        if "/" in text:
+            raise UsageError(f"{text!r} is not a Service", "name it svc/NAME or just NAME")
+    if not name or "/" in name:
+        raise UsageError(f"invalid Service name {text!r}", "name it svc/NAME or just NAME")
+    return name
+
+
+def parse_duration(text: str) -> float:
+    """kubectl-style request timeout: `5s`, `500ms`, `1m` or plain seconds."""
+    value = text.strip().lower()
+    scale = 1.0
+    for suffix, factor in (("ms", 0.001), ("s", 1.0), ("m", 60.0)):
+        if value.endswith(suffix):
+            value, scale = value[: -len(suffix)], factor
+            break
+    try:
+        seconds = float(value) * scale
+    except ValueError:
+        raise UsageError(f"invalid --request-timeout {text!r} (e.g. 5s, 500ms)") from None
+    if seconds <= 0:
+        raise UsageError(f"--request-timeout must be positive, got {text!r}")
+    return seconds
+
+
+def check_fail_on(value: str) -> str:
+    if value.lower() not in FAIL_ON:
+        raise UsageError(f"unknown --fail-on value {value!r} (expected error, warning, info "
+                         "or none)")
+    return value.lower()
+
+
+# --- the pipeline ------------------------------------------------------------------------
+
+def load_view(opts: ExplainOptions) -> ServiceView:
+    """The ServiceView from --snapshot FILE, else from the live cluster."""
+    if opts.snapshot:
+        from svctrace.cluster.snapshot import read_snapshot, view_from_snapshot
+        return view_from_snapshot(read_snapshot(opts.snapshot), opts.service, opts.namespace)
+    from svctrace.cluster.live import load_live_view
+    return load_live_view(opts.service, opts.namespace, opts.context, opts.kubeconfig,
+                          opts.request_timeout)
+
+
+def explain_service(view: ServiceView, opts: ExplainOptions) -> ExplainReport:
+    """Explain one Service: the cluster half, then the node half."""
+    from svctrace.diagnose.cluster import explain_cluster
+    cluster = explain_cluster(view)
+    report = ExplainReport(cluster=cluster, findings=list(cluster.findings),
+                           notes=list(view.notes))
+    explain_node_side(report, view, opts)
+    return report
+
+
+def explain_node_side(report: ExplainReport, view: ServiceView, opts: ExplainOptions) -> None:
+    """The node half (rules, drift, traces): it adds findings, `sections` and `data` keys.
+    Not built yet: say that the rule steps were skipped and how to enable them."""
+    if opts.rules or opts.node:
+        report.notes.append("rule steps are not available in this build yet; "
+                            "--rules and --node were ignored")
+    else:
+        report.notes.append(SKIPPED_NOTE)
+
+
+def report_dict(report: ExplainReport) -> dict[str, Any]:
+    """The `-o json|yaml` document: the cluster half's dict plus the node side's keys."""
+    from svctrace.render.cluster import explanation_dict
+    data = explanation_dict(report.cluster, report.findings)
+    data.update(report.data)
+    return data
+
+
+def exit_status(findings: list[Finding], fail_on: str) -> int:
+    """1 when a finding reaches --fail-on, else 0."""
+    if fail_on == "none":
+        return 0
+    from svctrace.model.findings import Severity
+    threshold = Severity.parse(fail_on)
+    return 1 if any(f.severity >= threshold for f in findings) else 0
+
+
+def emit(report: ExplainReport, opts: ExplainOptions, env: Environment) -> int:
+    """Write the report (stdout) and its notes (stderr); return the exit status."""
+    for note in report.notes:
+        env.note(note)
+    if opts.output == "json":
+        env.write_json(report_dict(report))
+    elif opts.output == "yaml":
+        env.write_yaml(report_dict(report))
+    else:
+        _print_text(report, opts, env)
+    return exit_status(report.findings, opts.fail_on)
+
+
+def _print_text(report: ExplainReport, opts: ExplainOptions, env: Environment) -> None:
+    import os
+    from datetime import UTC, datetime
+
+    from svctrace.render.cluster import cluster_renderables, findings_renderable
+    observed = report.cluster.view.observed_at
+    now = (datetime.fromisoformat(observed.replace("Z", "+00:00")) if observed
+           else datetime.now(UTC))
+    console = env.console()
+    if not env.stdout.isatty() and "COLUMNS" not in os.environ:
+        console.width = 250      # piped: don't truncate names to 80 columns
+    parts = cluster_renderables(report.cluster, wide=opts.output == "wide", now=now)
+    for part in [*parts, *report.sections, findings_renderable(report.findings)]:
+        console.print(part)
+        console.print()

@@ -1,0 +1,307 @@
+"""The live cluster: the only module that imports kubernetes (lazily, inside functions).
+
+Raw JSON is fetched (`_preload_content=False`) and handed to the same dict converter the
+snapshot uses; the client's own model deserialisation is slow and never used. Every error of
+the client, urllib3 or the kubeconfig is translated here into a SvctraceError.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from svctrace.cluster import service_not_found
+from svctrace.cluster.convert import (
+    ConversionError,
+    assemble_view,
+    endpointslice_from_dict,
+    node_from_dict,
+    nodes_needed,
+    pod_from_dict,
+    service_from_dict,
+)
+from svctrace.errors import ClusterError, SvctraceError
+from svctrace.model.cluster import (
+    SERVICE_NAME_LABEL,
+    ServiceView,
+    selector_matches,
+    selector_text,
+)
+
+DEFAULT_TIMEOUT = 5.0
+NEAR_MISS_POD_LIMIT = 2000      # pods read from the namespace when a selector matches none
+NEEDED = "explain needs get/list on services, endpointslices, pods and nodes"
+SA_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+API_VERSIONS = {"services": ("v1", "Service"), "pods": ("v1", "Pod"), "nodes": ("v1", "Node"),
+                "endpointslices": ("discovery.k8s.io/v1", "EndpointSlice")}
+
+
+def kubeconfig_paths(kubeconfig: str | None) -> list[str]:
+    """The kubeconfig files kubectl would read: --kubeconfig, else KUBECONFIG (several files
+    separated by ':'), else ~/.kube/config."""
+    raw = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+    return [os.path.expanduser(p) for p in raw.split(os.pathsep) if p]
+
+
+@dataclass
+class Connection:
+    """An API client bound to one context, with the namespace that context defaults to."""
+
+    api_client: Any
+    server: str
+    context: str | None
+    namespace: str
+    timeout: float
+
+    # --- requests ------------------------------------------------------------------------
+
+    def request(self, verb: str, resource: str, namespace: str | None, call: Any, *args: Any,
+                allow: tuple[int, ...] = (), **kwargs: Any) -> Any:
+        """Run one API call and return its JSON body; None when its status is in `allow`."""
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+        try:
+            resp = call(*args, _preload_content=False, _request_timeout=self.timeout, **kwargs)
+            return json.loads(resp.data)
+        except ApiException as err:
+            if err.status in allow:
+                return None
+            raise self._api_error(err, verb, resource, namespace) from None
+        except HTTPError as err:
+            raise self._transport_error(err) from None
+        except ValueError:
+            raise ClusterError(f"the API server at {self.server} sent invalid JSON "
+                               f"for {verb} {resource}") from None
+
+    def _api_error(self, err: Any, verb: str, resource: str, ns: str | None) -> ClusterError:
+        where = f' in namespace "{ns}"' if ns else ""
+        if err.status == 0:
+            return self._transport_error(err)
+        if err.status == 401:
+            return ClusterError(f"the API server at {self.server} rejected the credentials "
+                                f"(401 Unauthorized)", "log in again or refresh the token "
+                                "of this context in your kubeconfig")
+        if err.status == 403:
+            return ClusterError(f"access denied: cannot {verb} {resource}{where} "
+                                f"(403 Forbidden)", f"{NEEDED}; check with 'kubectl auth "
+                                f"can-i {verb} {resource}{' -n ' + ns if ns else ''}'")
+        return ClusterError(f"the API server answered {err.status} {err.reason or ''} to "
+                            f"{verb} {resource}{where}".replace("  ", " "))
+
+    def _transport_error(self, err: Any) -> ClusterError:
+        text = f"{type(err).__name__} {err} {getattr(err, 'reason', '')}"
+        if "SSL" in text or "CERTIFICATE" in text:
+            detail = "certificate verify failed" if "CERTIFICATE_VERIFY" in text else "handshake"
+            return ClusterError(f"TLS failure talking to {self.server} ({detail})",
+                                "check certificate-authority(-data) of the cluster in the "
+                                "kubeconfig")
+        if "timed out" in text.lower() or "Timeout" in text:
+            return ClusterError(f"the API server at {self.server} did not answer within "
+                                f"{self.timeout:g}s", "check the network, or raise "
+                                "--request-timeout")
+        if "refused" in text.lower():
+            return ClusterError(f"cannot reach the API server at {self.server}: connection "
+                                "refused", "is the cluster running? check the context's server")
+        return ClusterError(f"cannot reach the API server at {self.server}: "
+                            f"{type(getattr(err, 'reason', None) or err).__name__}")
+
+    # --- what explain and snapshot need --------------------------------------------------
+
+    def core(self) -> Any:
+        from kubernetes.client import CoreV1Api
+        return CoreV1Api(self.api_client)
+
+    def list_raw(self, resource: str, namespace: str | None, **kwargs: Any) -> list[dict]:
+        """LIST one resource (in a namespace, or everywhere when None); items get their
+        apiVersion/kind back (the API leaves them out of list items)."""
+        api_version, kind = API_VERSIONS[resource]
+        body = self.request("list", resource, namespace, self._list_call(resource, namespace),
+                            *([namespace] if namespace else []), **kwargs)
+        return [{"apiVersion": api_version, "kind": kind, **item}
+                for item in body.get("items") or []]
+
+    def _list_call(self, resource: str, namespace: str | None) -> Any:
+        if resource == "endpointslices":
+            from kubernetes.client import DiscoveryV1Api
+            api = DiscoveryV1Api(self.api_client)
+            return (api.list_namespaced_endpoint_slice if namespace
+                    else api.list_endpoint_slice_for_all_namespaces)
+        core = self.core()
+        if resource == "nodes":
+            return core.list_node
+        singular = resource[:-1]
+        return getattr(core, f"list_namespaced_{singular}" if namespace
+                       else f"list_{singular}_for_all_namespaces")
+
+    def server_version(self) -> str | None:
+        from kubernetes.client import VersionApi
+        body = self.request("get", "version", None, VersionApi(self.api_client).get_code)
+        return body.get("gitVersion") if isinstance(body, dict) else None
+
+    def fetch_service_view(self, name: str, namespace: str) -> ServiceView:
+        """GET the Service, LIST its EndpointSlices, LIST the pods its selector matches, LIST
+        the nodes: four requests. When the selector matches nothing, the namespace's pods
+        (for near misses) replace the nodes."""
+        svc = _convert(service_from_dict, self.read_service_raw(name, namespace))
+        slices, pods, notes = [], [], []
+        if not svc.is_external_name:
+            slices = self.list_raw("endpointslices", namespace,
+                                   label_selector=f"{SERVICE_NAME_LABEL}={name}")
+        if svc.selector and not svc.is_external_name:
+            pods = self.list_raw("pods", namespace, label_selector=selector_text(svc.selector))
+            if not pods:
+                pods = self.list_raw("pods", namespace, limit=NEAR_MISS_POD_LIMIT)
+        pod_objs = [_convert(pod_from_dict, p) for p in pods]
+        nodes = None
+        if nodes_needed(svc, [p for p in pod_objs if selector_matches(svc.selector, p.labels)]):
+            nodes = self._nodes_or_none()
+            if nodes is None:
+                notes.append("nodes are not readable (403): node readiness and the traffic-"
+                             "policy checks use only the nodes seen on pods and endpoints")
+        return assemble_view(svc, [_convert(endpointslice_from_dict, s) for s in slices],
+                             pod_objs, nodes, source="live", notes=tuple(notes))
+
+    def read_service_raw(self, name: str, namespace: str) -> dict[str, Any]:
+        """GET one Service as a dict; NotFoundError with near names when it does not exist."""
+        raw = self.request("get", "services", namespace, self.core().read_namespaced_service,
+                           name, namespace, allow=(404,))
+        if raw is None:
+            raise self._not_found(name, namespace)
+        return raw
+
+    def _nodes_or_none(self) -> list[Any] | None:
+        body = self.request("list", "nodes", None, self.core().list_node, allow=(403,))
+        if body is None:
+            return None
+        return [_convert(node_from_dict, n) for n in body.get("items") or []]
+
+    def _not_found(self, name: str, namespace: str) -> SvctraceError:
+        core = self.core()
+        body = self.request("list", "services", namespace, core.list_namespaced_service,
+                            namespace, allow=(403,)) or {}
+        here = [s["metadata"]["name"] for s in body.get("items") or []]
+        other = self.request("list", "services", None, core.list_service_for_all_namespaces,
+                             field_selector=f"metadata.name={name}", allow=(403,)) or {}
+        spaces = [s["metadata"].get("namespace", "") for s in other.get("items") or []]
+        return service_not_found(name, namespace, here, spaces)
+
+
+def _convert(converter: Any, raw: Any) -> Any:
+    try:
+        return converter(raw)
+    except ConversionError as err:
+        raise ClusterError(f"unexpected object from the API server: {err}") from None
+
+
+def connect(kubeconfig: str | None = None, context: str | None = None,
+            timeout: float = DEFAULT_TIMEOUT) -> Connection:
+    """A Connection as kubectl would make it: kubeconfig files and context, or the in-cluster
+    service account when there is no kubeconfig and we run in a pod."""
+    paths = kubeconfig_paths(kubeconfig)
+    existing = [p for p in paths if os.path.isfile(p)]
+    if not existing and not kubeconfig and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return _in_cluster(timeout)
+    if not existing:
+        raise ClusterError(f"no kubeconfig found (looked at {', '.join(paths)})",
+                           "set KUBECONFIG or pass --kubeconfig, or read objects from a file "
+                           "with --snapshot FILE")
+    from kubernetes.client import Configuration
+    from kubernetes.config.config_exception import ConfigException
+    from kubernetes.config.kube_config import KubeConfigLoader
+    merged = _merged_kubeconfig(existing)
+    name = _context_name(merged, context)
+    try:
+        loader = KubeConfigLoader(config_dict=merged, active_context=name)
+        cfg = Configuration()
+        loader.load_and_set(cfg)
+    except (ConfigException, ValueError, KeyError, TypeError, OSError) as err:
+        raise ClusterError(f"kubeconfig context {name!r} is unusable: {err}") from None
+    ctx = (loader.current_context or {}).get("context") or {}
+    return _connection(cfg, name, ctx.get("namespace") or "default", timeout)
+
+
+def _merged_kubeconfig(paths: list[str]) -> Any:
+    from kubernetes.config.config_exception import ConfigException
+    from kubernetes.config.kube_config import KubeConfigMerger
+    try:
+        return KubeConfigMerger(os.pathsep.join(paths)).config
+    except (ConfigException, OSError, ValueError) as err:
+        raise ClusterError(f"kubeconfig {', '.join(paths)} is not readable: "
+                           f"{str(err).splitlines()[0]}") from None
+    except Exception as err:  # yaml.YAMLError and friends: a broken file, not our bug
+        raise ClusterError(f"kubeconfig {', '.join(paths)} is not valid YAML "
+                           f"({type(err).__name__})") from None
+
+
+def context_names(merged: Any) -> list[str]:
+    """The context names of a merged kubeconfig."""
+    value = merged.value if hasattr(merged, "value") else merged
+    contexts = [getattr(c, "value", c) for c in value.get("contexts") or []]
+    return sorted(str(c.get("name")) for c in contexts if isinstance(c, dict))
+
+
+def _context_name(merged: Any, context: str | None) -> str:
+    value = merged.value if hasattr(merged, "value") else merged
+    names = context_names(merged)
+    name = context or value.get("current-context")
+    if not name:
+        raise ClusterError("the kubeconfig has no current-context",
+                           f"choose one with --context ({', '.join(names) or 'none defined'})")
+    if name not in names:
+        raise ClusterError(f'context "{name}" not found in the kubeconfig',
+                           f"contexts: {', '.join(names) or 'none defined'}")
+    return name
+
+
+def _in_cluster(timeout: float) -> Connection:
+    from kubernetes.client import Configuration
+    from kubernetes.config.config_exception import ConfigException
+    from kubernetes.config.incluster_config import load_incluster_config
+    cfg = Configuration()
+    try:
+        load_incluster_config(client_configuration=cfg)
+    except ConfigException as err:
+        raise ClusterError(f"in-cluster configuration is unusable: {err}") from None
+    try:
+        with open(SA_NAMESPACE, encoding="utf-8") as f:
+            namespace = f.read().strip() or "default"
+    except OSError:
+        namespace = "default"
+    return _connection(cfg, None, namespace, timeout)
+
+
+def _connection(cfg: Any, context: str | None, namespace: str, timeout: float) -> Connection:
+    from kubernetes.client import ApiClient
+    cfg.retries = 0          # one try: a timeout must take --request-timeout, not 4 times it
+    return Connection(ApiClient(configuration=cfg), cfg.host, context, namespace, timeout)
+
+
+def load_live_view(name: str, namespace: str | None, context: str | None,
+                   kubeconfig: str | None, timeout: float = DEFAULT_TIMEOUT) -> ServiceView:
+    """The ServiceView of one Service from the live cluster (namespace None: the context's)."""
+    conn = connect(kubeconfig, context, timeout)
+    return conn.fetch_service_view(name, namespace or conn.namespace)
+
+
+def list_names(kind: str, namespace: str | None = None, context: str | None = None,
+               kubeconfig: str | None = None, timeout: float = 1.0) -> list[str]:
+    """Names for shell completion: kind is services (in `namespace`, else the context's),
+    namespaces, contexts or nodes. Never raises: returns [] when they cannot be read."""
+    try:
+        if kind == "contexts":
+            existing = [p for p in kubeconfig_paths(kubeconfig) if os.path.isfile(p)]
+            return context_names(_merged_kubeconfig(existing)) if existing else []
+        conn = connect(kubeconfig, context, timeout)
+        if kind == "services":
+            items = conn.list_raw("services", namespace or conn.namespace)
+        elif kind in ("nodes", "namespaces"):
+            core = conn.core()
+            call = core.list_node if kind == "nodes" else core.list_namespace
+            items = (conn.request("list", kind, None, call) or {}).get("items") or []
+        else:
+            return []
+        return sorted(i["metadata"]["name"] for i in items)
+    except (SvctraceError, KeyError, TypeError):
+        return []

@@ -1,0 +1,1 @@
+"""Checks that turn the model (and, later, traces) into findings with stable ids."""

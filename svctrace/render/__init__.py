@@ -1,0 +1,1 @@
+"""Model → rich renderables (text) or plain dicts (JSON/YAML); never prints."""
