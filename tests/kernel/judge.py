@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import subprocess
 import sys
 import tempfile
@@ -118,3 +119,27 @@ def assert_tracer_matches_kernel(kernel: KernelResult, tracer: TracerResult) -> 
     assert abs(sum(tracer.shares.values()) - 1.0) < 1e-6, "probabilities do not sum to 1\n" + msg
     assert not tracer.assumptions, "svctrace made assumptions on these rules\n" + msg + \
         "\n" + "\n".join(tracer.assumptions)
+    n = len(kernel.results)
+    for key, share in tracer.shares.items():
+        assert binomially_plausible(kernel.counts[key], n, share), \
+            f"kernel picked {key} {kernel.counts[key]}/{n} times, svctrace says p={share}\n" + msg
+
+
+def binomially_plausible(k: int, n: int, p: float) -> bool:
+    """k of n picks lie within 5 standard deviations of the share p (robust, not tight)."""
+    return abs(k - n * p) <= 5 * math.sqrt(n * p * (1 - p)) + 1
+
+
+def expected_masq(outcomes: set[str], masquerade: bool | set[str]) -> dict[str, bool]:
+    """`masquerade` is a bool for all outcomes, or the set of outcomes that are masqueraded."""
+    if isinstance(masquerade, bool):
+        return {k: masquerade and k not in ("DROP", "REJECT") for k in outcomes}
+    return {k: k in masquerade for k in outcomes}
+
+
+def assert_kernel_as_expected(kernel: KernelResult, outcomes: set[str],
+                              masquerade: bool | set[str]) -> None:
+    """The rig's sanity check: the kernel did what the case table says."""
+    msg = f"expected: {sets_text(outcomes)} masquerade={masquerade}\n" + describe(kernel)
+    assert kernel.outcomes == outcomes, msg
+    assert kernel.masquerade == expected_masq(outcomes, masquerade), msg

@@ -14,7 +14,6 @@ pick is one of the Service's endpoints, that svctrace's fresh-client trace lists
 from __future__ import annotations
 
 import json
-import math
 import re
 
 import pytest
@@ -76,11 +75,6 @@ def kernel_for(scenario_rules: str, backend: str, idx: int) -> KernelResult:
     return _kernel_cache[key]
 
 
-def binomially_plausible(k: int, n: int, p: float) -> bool:
-    """k of n picks lie within 5 standard deviations of the share p (robust, not tight)."""
-    return abs(k - n * p) <= 5 * math.sqrt(n * p * (1 - p)) + 1
-
-
 def test_fixture_has_the_documented_node1_cases():
     assert len(ALL_CASES) == 102
     assert len(CASES) == 51
@@ -135,8 +129,4 @@ def test_svctrace_matches_kernel(scenario_rules, backend, idx):
                                 affinity_hit=frozenset({_sep_for(scenario_rules, pick)}))
         assert hit.outcomes == {pick}, "existing client\n" + describe(k, hit)
         return
-    assert_tracer_matches_kernel(k, t)
-    n = len(k.results)
-    for key, share in t.shares.items():
-        assert binomially_plausible(k.counts[key], n, share), \
-            f"kernel picked {key} {k.counts[key]}/{n} times, svctrace says p={share}\n" + msg
+    assert_tracer_matches_kernel(k, t)      # also: kernel counts plausible under svctrace's shares
