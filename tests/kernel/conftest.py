@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -49,9 +50,25 @@ def pytest_runtest_setup(item):
 
 @pytest.fixture(scope="session", autouse=True)
 def _rig_pool():
-    """All rigs live for the session and are deleted at its end, whatever happened."""
-    yield rigmod.POOL
-    rigmod.POOL.close()
+    """All rigs live for the session and are deleted at its end, whatever happened.
+
+    Normal ends, failures and Ctrl-C run this finalizer (and an atexit hook backs it up);
+    SIGTERM (a CI timeout) would skip both, so it deletes the namespaces before dying.
+    """
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum, frame):
+        rigmod.POOL.close()
+        os._exit(128 + signum)
+
+    if previous in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield rigmod.POOL
+    finally:
+        rigmod.POOL.close()
+        if previous in (signal.SIG_DFL, None):
+            signal.signal(signal.SIGTERM, previous)
 
 
 @pytest.fixture(scope="session")

@@ -82,3 +82,13 @@ def test_demo_dump_through_cli(demo_rules, probe):
     """`python -m svctrace trace ... -o json` agrees with the kernel too (legacy backend)."""
     k = kernel_probe(demo_rules, "legacy", probe, probes_for(4))
     assert_tracer_matches_kernel(k, svctrace_cli_outcomes(demo_rules, probe))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_kernel_outcomes_helper(demo_rules, backend):
+    """The plain helper: (outcome set, masquerade per outcome)."""
+    from rig import kernel_outcomes
+
+    outcomes, masq = kernel_outcomes(demo_rules, backend, Probe(POD, "10.96.219.159", 80), 40)
+    assert outcomes == WEB
+    assert masq == dict.fromkeys(WEB, False)
