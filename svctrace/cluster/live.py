@@ -7,8 +7,12 @@ the client, urllib3 or the kubeconfig is translated here into a SvctraceError.
 
 from __future__ import annotations
 
+import importlib
+import importlib.abc
+import importlib.util
 import json
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,12 +34,102 @@ from svctrace.model.cluster import (
     selector_text,
 )
 
+LIGHT_PACKAGES = ("kubernetes", "kubernetes.client", "kubernetes.client.api",
+                  "kubernetes.client.models", "kubernetes.config")
 DEFAULT_TIMEOUT = 5.0
 NEAR_MISS_POD_LIMIT = 2000      # pods read from the namespace when a selector matches none
 NEEDED = "explain needs get/list on services, endpointslices, pods and nodes"
 SA_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 API_VERSIONS = {"services": ("v1", "Service"), "pods": ("v1", "Pod"), "nodes": ("v1", "Node"),
                 "endpointslices": ("discovery.k8s.io/v1", "EndpointSlice")}
+
+
+_light_import_running = False
+_completers: dict[str, Any] = {}
+LIGHT_MODULES = ("kubernetes.client.api_client", "kubernetes.client.configuration",
+                 "kubernetes.client.exceptions", "kubernetes.client.api.core_v1_api",
+                 "kubernetes.client.api.discovery_v1_api", "kubernetes.client.api.version_api",
+                 "kubernetes.config.config_exception", "kubernetes.config.kube_config",
+                 "kubernetes.config.incluster_config")
+
+
+def import_client_light() -> None:
+    """Import only the parts of the kubernetes client that svctrace uses.
+
+    The package __init__ files of kubernetes 36.0.3 import every API class and all 767
+    models (about 200 ms, a third of explain's time budget), though raw JSON needs none of
+    them. The packages are registered as stubs that run their real __init__ as soon as
+    anything else is asked of them (a missing attribute, or another kubernetes submodule),
+    so `from kubernetes import client; client.V1Pod` or `import kubernetes.stream` still work
+    afterwards in the same process. A no-op when kubernetes is already imported.
+    """
+    global _light_import_running
+    if "kubernetes" in sys.modules:
+        return
+    _light_import_running = True
+    try:
+        for name in LIGHT_PACKAGES:
+            _stub_package(name)
+        from kubernetes.client.api_client import ApiClient
+        from kubernetes.client.configuration import Configuration
+        client = sys.modules["kubernetes.client"]
+        # what kubernetes.config.kube_config takes from the package
+        client.ApiClient = ApiClient  # type: ignore[attr-defined]
+        client.Configuration = Configuration  # type: ignore[attr-defined]
+        for name in LIGHT_MODULES:
+            importlib.import_module(name)
+    finally:
+        _light_import_running = False
+    sys.meta_path.insert(0, _CompleteFirst())
+
+
+def _stub_package(name: str) -> None:
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        return
+    module = importlib.util.module_from_spec(spec)
+    done = False
+
+    def complete() -> None:
+        nonlocal done
+        if not done:
+            done = True
+            spec.loader.exec_module(module)  # type: ignore[union-attr]  # the real __init__
+
+    def missing(attr: str) -> Any:        # PEP 562: called only for missing attributes
+        if _light_import_running and importlib.util.find_spec(f"{name}.{attr}") is not None:
+            return importlib.import_module(f"{name}.{attr}")     # a submodule: just that
+        if done or attr in ("__warningregistry__", "__wrapped__"):
+            raise AttributeError(f"module {name!r} has no attribute {attr!r}")
+        complete()
+        return getattr(module, attr)
+
+    module.__getattr__ = missing  # type: ignore[method-assign]
+    _completers[name] = complete
+    sys.modules[name] = module
+    parent, _, child = name.rpartition(".")
+    if parent:
+        setattr(sys.modules[parent], child, module)
+
+
+class _CompleteFirst(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Before any other kubernetes submodule is imported, run the real `kubernetes/__init__`
+    (as a normal import would have), then stand aside."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if _light_import_running or not fullname.startswith("kubernetes."):
+            return None
+        sys.meta_path.remove(self)
+        _completers["kubernetes"]()
+        if fullname in sys.modules:          # the package's __init__ imported it already
+            return importlib.util.spec_from_loader(fullname, self)
+        return None
+
+    def create_module(self, spec: Any) -> Any:
+        return sys.modules[spec.name]
+
+    def exec_module(self, module: Any) -> None:
+        pass
 
 
 def kubeconfig_paths(kubeconfig: str | None) -> list[str]:
@@ -110,7 +204,7 @@ class Connection:
     # --- what explain and snapshot need --------------------------------------------------
 
     def core(self) -> Any:
-        from kubernetes.client import CoreV1Api
+        from kubernetes.client.api.core_v1_api import CoreV1Api
         return CoreV1Api(self.api_client)
 
     def list_raw(self, resource: str, namespace: str | None, **kwargs: Any) -> list[dict]:
@@ -124,7 +218,7 @@ class Connection:
 
     def _list_call(self, resource: str, namespace: str | None) -> Any:
         if resource == "endpointslices":
-            from kubernetes.client import DiscoveryV1Api
+            from kubernetes.client.api.discovery_v1_api import DiscoveryV1Api
             api = DiscoveryV1Api(self.api_client)
             return (api.list_namespaced_endpoint_slice if namespace
                     else api.list_endpoint_slice_for_all_namespaces)
@@ -136,7 +230,7 @@ class Connection:
                        else f"list_{singular}_for_all_namespaces")
 
     def server_version(self) -> str | None:
-        from kubernetes.client import VersionApi
+        from kubernetes.client.api.version_api import VersionApi
         body = self.request("get", "version", None, VersionApi(self.api_client).get_code)
         return body.get("gitVersion") if isinstance(body, dict) else None
 
@@ -199,6 +293,7 @@ def connect(kubeconfig: str | None = None, context: str | None = None,
             timeout: float = DEFAULT_TIMEOUT) -> Connection:
     """A Connection as kubectl would make it: kubeconfig files and context, or the in-cluster
     service account when there is no kubeconfig and we run in a pod."""
+    import_client_light()
     paths = kubeconfig_paths(kubeconfig)
     existing = [p for p in paths if os.path.isfile(p)]
     if not existing and not kubeconfig and os.environ.get("KUBERNETES_SERVICE_HOST"):
@@ -207,7 +302,7 @@ def connect(kubeconfig: str | None = None, context: str | None = None,
         raise ClusterError(f"no kubeconfig found (looked at {', '.join(paths)})",
                            "set KUBECONFIG or pass --kubeconfig, or read objects from a file "
                            "with --snapshot FILE")
-    from kubernetes.client import Configuration
+    from kubernetes.client.configuration import Configuration
     from kubernetes.config.config_exception import ConfigException
     from kubernetes.config.kube_config import KubeConfigLoader
     merged = _merged_kubeconfig(existing)
@@ -256,7 +351,7 @@ def _context_name(merged: Any, context: str | None) -> str:
 
 
 def _in_cluster(timeout: float) -> Connection:
-    from kubernetes.client import Configuration
+    from kubernetes.client.configuration import Configuration
     from kubernetes.config.config_exception import ConfigException
     from kubernetes.config.incluster_config import load_incluster_config
     cfg = Configuration()
@@ -273,7 +368,7 @@ def _in_cluster(timeout: float) -> Connection:
 
 
 def _connection(cfg: Any, context: str | None, namespace: str, timeout: float) -> Connection:
-    from kubernetes.client import ApiClient
+    from kubernetes.client.api_client import ApiClient
     cfg.retries = 0          # one try: a timeout must take --request-timeout, not 4 times it
     return Connection(ApiClient(configuration=cfg), cfg.host, context, namespace, timeout)
 
@@ -289,6 +384,7 @@ def list_names(kind: str, namespace: str | None = None, context: str | None = No
                kubeconfig: str | None = None, timeout: float = 1.0) -> list[str]:
     """Names for shell completion: kind is services (in `namespace`, else the context's),
     namespaces, contexts or nodes. Never raises: returns [] when they cannot be read."""
+    import_client_light()
     try:
         if kind == "contexts":
             existing = [p for p in kubeconfig_paths(kubeconfig) if os.path.isfile(p)]
