@@ -1,0 +1,219 @@
+"""Wiring of explain's node half: where the rules come from, whose they are, and the report.
+
+Sources, in order: --rules FILE|- (saved iptables-save text; --node NAME then says whose), else
+--node NAME alone (iptables-save in that node's kube-proxy pod, through the API's exec), else,
+as root on a node, this node's own rules. Without any, the node steps are skipped with a note.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from svctrace.errors import UsageError
+from svctrace.model.cluster import Node, ServiceView
+from svctrace.model.findings import Finding, Severity
+from svctrace.model.ruleset import Ruleset
+from svctrace.model.trace import NodeContext, node_context
+
+if TYPE_CHECKING:
+    from svctrace.cli.explain_cmd import ExplainOptions, ExplainReport
+    from svctrace.diagnose.node import NodeInput
+
+ENTRIES = ("clusterIP", "nodePort", "loadBalancer", "externalIP")
+SKIPPED = ("rule steps skipped: no rules source (give --rules FILE, run on a node as root, "
+           "or use --node NAME)")
+
+
+def explain_node_side(report: ExplainReport, view: ServiceView, opts: ExplainOptions) -> None:
+    """Add rules, drift, traces, the verdict and node findings to the report."""
+    from svctrace.diagnose.node import explain_node, verdict
+    from svctrace.render.node import node_dict, node_renderables
+
+    node_input = load_node_input(view, opts, report.notes)
+    if node_input is None:
+        report.notes.append(SKIPPED)
+        report.data["verdict"] = verdict(report.cluster, None)
+        return
+    node_ex = explain_node(report.cluster, node_input)
+    report.findings.extend(node_ex.findings)
+    report.notes.extend(node_ex.notes)
+    report.data.update(node_dict(node_ex, report.cluster))
+    report.data["verdict"] = verdict(report.cluster, node_ex)
+    report.sections.extend(node_renderables(node_ex, report.cluster, raw=opts.raw,
+                                            wide=opts.output == "wide"))
+    if opts.probe:
+        from svctrace.cli.probe import probe_report
+        probe_report(report, node_ex)
+
+
+def load_node_input(view: ServiceView, opts: ExplainOptions,
+                    notes: list[str]) -> NodeInput | None:
+    """The rules to explain against and the node they belong to, or None when there are none."""
+    from svctrace.diagnose.node import NodeInput
+
+    entries = _entries(opts.entry)
+    source = _source(view, opts)
+    if opts.rules:
+        from svctrace.rules.sources import load_ruleset
+        ruleset = load_ruleset(opts.rules)
+        node, how = whose_rules(ruleset, view, opts)
+        return NodeInput(ruleset, node, (f"rules: {ruleset.source}", *how), (), source, entries)
+    if opts.node:
+        return _through_exec(view, opts, source, entries)
+    return _this_node(view, opts, notes, source, entries)
+
+
+def _entries(entry: str | None) -> tuple[str, ...]:
+    if entry is None:
+        return ()
+    wanted = tuple(e.strip() for e in entry.split(",") if e.strip())
+    bad = [e for e in wanted if e not in ENTRIES]
+    if bad:
+        raise UsageError(f"--entry {bad[0]!r}: expected {', '.join(ENTRIES)}")
+    return wanted
+
+
+def _source(view: ServiceView, opts: ExplainOptions) -> str | None:
+    """--src IP, or --from pod/NAME (that pod's IP)."""
+    if opts.src:
+        return opts.src
+    if not opts.from_:
+        return None
+    name = opts.from_.split("/", 1)[1] if opts.from_.startswith(("pod/", "pods/")) else opts.from_
+    pod = next((p for p in (*view.pods, *view.other_pods) if p.name == name), None)
+    if pod is None or not pod.ips:
+        raise UsageError(f"--from {opts.from_}: no such pod with an IP among the Service's pods",
+                         "give --src IP for a pod of another workload")
+    return pod.ips[0]
+
+
+def _node_context(node: Node | None, extra: list[str], name: str | None) -> NodeContext:
+    addresses = list(extra)
+    if node is not None:
+        addresses += [*node.internal_ips, *node.external_ips]
+    try:
+        return node_context(sorted(set(addresses)), name or (node.name if node else None))
+    except ValueError as err:
+        raise UsageError(f"--local-ip: {err}") from None
+
+
+def whose_rules(ruleset: Ruleset, view: ServiceView,
+                opts: ExplainOptions) -> tuple[NodeContext, tuple[str, ...]]:
+    """Which node saved rules belong to: --node, else --local-ip, else what the rules tell."""
+    if opts.node:
+        node = view.node(opts.node)
+        if node is None and not opts.local_ips:
+            raise UsageError(f'--node {opts.node}: no such Node in the '
+                             f'{"snapshot" if view.source != "live" else "cluster"}',
+                             "give its addresses with --local-ip")
+        ctx = _node_context(node, opts.local_ips, opts.node)
+        return ctx, (f"node: {opts.node} (addresses {_addrs(ctx)}, from --node)",)
+    if opts.local_ips:
+        node = _node_by_address(view, opts.local_ips)
+        ctx = _node_context(node, opts.local_ips, node.name if node else None)
+        return ctx, (f"node: {node.name if node else 'unknown'} (addresses {_addrs(ctx)}, "
+                     "from --local-ip)",)
+    node, why = infer_node(ruleset, view)
+    if node is None:
+        return node_context([]), ("node: unknown — the rules do not tell which node they are "
+                                  "from; NodePort and from-the-node traces are skipped "
+                                  "(give --node NAME or --local-ip IP)",)
+    ctx = _node_context(node, [], node.name)
+    return ctx, (f"node: {node.name} (addresses {_addrs(ctx)}), assumed because {why}",)
+
+
+def _addrs(ctx: NodeContext) -> str:
+    return ", ".join(str(n.network_address) for n in ctx.local) or "none"
+
+
+def _node_by_address(view: ServiceView, addresses: list[str]) -> Node | None:
+    return next((n for n in view.nodes if set(n.internal_ips) & set(addresses)), None)
+
+
+def infer_node(ruleset: Ruleset, view: ServiceView) -> tuple[Node | None, str]:
+    """The node whose rules these are, from what kube-proxy wrote only for its own node."""
+    from svctrace.rules.kubeproxy import infer_local_hints
+
+    hints = infer_local_hints(ruleset)
+    node = _node_by_address(view, [h.address for h in hints])
+    if node is not None:
+        return node, f"the rules name its address ({hints[0].reason})"
+    local_eps = _local_endpoint_nodes(ruleset, view)
+    if len(local_eps) == 1:
+        name = next(iter(local_eps))
+        node = view.node(name)
+        if node is not None:
+            return node, "the rules' KUBE-SVL chains hold only endpoints on that node"
+    return None, ""
+
+
+def _local_endpoint_nodes(ruleset: Ruleset, view: ServiceView) -> set[str]:
+    """Nodes of the endpoints that sit in this Service's KUBE-SVL (node-local) chains."""
+    from svctrace.diagnose.node import service_chains
+
+    by_ip = {a: ep.node_name for s in view.slices for ep in s.endpoints for a in ep.addresses
+             if ep.node_name}
+    nodes = set()
+    for chains in service_chains(view.service, ruleset):
+        for ep in chains.endpoints:
+            if ep.local and ep.address:
+                node = by_ip.get(ep.address.rsplit(":", 1)[0].strip("[]"))
+                if node:
+                    nodes.add(node)
+    return nodes
+
+
+def _through_exec(view: ServiceView, opts: ExplainOptions, source: str | None,
+                  entries: tuple[str, ...]) -> NodeInput:
+    from svctrace.diagnose.node import NodeInput
+    from svctrace.rules.iptables_save import parse_iptables_save
+
+    if view.source != "live":
+        raise UsageError("--node without --rules reads the node's rules through the live "
+                         "cluster, but objects come from a snapshot",
+                         "pass the node's saved rules with --rules FILE --node NAME")
+    from svctrace.cluster.live import connect
+    from svctrace.cluster.node_exec import read_rules_through_exec
+
+    conn = connect(opts.kubeconfig, opts.context, opts.request_timeout)
+    text, where = read_rules_through_exec(conn, opts.node or "")
+    ruleset = parse_iptables_save(text, where)
+    node, how = whose_rules(ruleset, view, opts)
+    return NodeInput(ruleset, node, (f"rules: {where}", *how), (), source, entries)
+
+
+def _this_node(view: ServiceView, opts: ExplainOptions, notes: list[str], source: str | None,
+               entries: tuple[str, ...]) -> NodeInput | None:
+    """As root on a node: this node's own rules, from the backend that holds KUBE chains."""
+    from svctrace.diagnose.node import NodeInput
+    from svctrace.rules.node import read_node_rules
+
+    if os.geteuid() != 0 or os.environ.get("SVCTRACE_NO_LOCAL_RULES"):
+        return None
+    node_rules = read_node_rules(view_family(view))
+    if not node_rules.kube_backends:
+        notes.append("this machine has no kube-proxy chains (KUBE-SERVICES) in iptables-legacy "
+                     "or iptables-nft")
+        return None
+    local = [*node_rules.local_addresses, *opts.local_ips]
+    node = next((n for n in view.nodes if n.name == node_rules.hostname), None) or \
+        _node_by_address(view, local)
+    ctx = _node_context(node, local, node.name if node else node_rules.hostname)
+    how = (f"rules: {node_rules.reader} on this node ({node_rules.backend} backend)",
+           f"node: {ctx.name} (addresses {_addrs(ctx)}, from this machine)")
+    findings: tuple[Finding, ...] = ()
+    if node_rules.split:
+        findings = (Finding(
+            "RULES-BACKEND-SPLIT", Severity.WARNING,
+            "both iptables-legacy and iptables-nft hold kube-proxy chains on this node; "
+            f"explained the {node_rules.backend} ones",
+            tuple(f"{b}: KUBE-SERVICES present" for b in node_rules.kube_backends),
+            "sudo iptables-legacy-save | grep -c KUBE; sudo iptables-nft-save | grep -c KUBE"),)
+    return NodeInput(node_rules.ruleset, ctx, how, findings, source, entries)
+
+
+def view_family(view: ServiceView) -> int:
+    ips = [ip for ip in view.service.cluster_ips if ip and ip != "None"]
+    return 6 if ips and ":" in ips[0] else 4
+
