@@ -129,16 +129,16 @@ def find_drift(ex: ClusterExplanation, chains: tuple[ServiceChains, ...],
         expected = expected_endpoints(ex, port, node)
         programmed = by_port.get((port.name or "", port.protocol.lower()))
         dnat = {e.address for e in programmed.endpoints if e.address} if programmed else set()
+        if expected and programmed is not None and any(
+                f.reason == "no endpoints" for f in programmed.filter):
+            out.append(Drift("stale-reject", spn, "a REJECT rule says the port has no "
+                             "endpoints, but the API lists " + ", ".join(sorted(expected))))
         if expected and (programmed is None or not programmed.entries):
             out.append(Drift("service-missing", spn, f"{len(expected)} endpoint(s) in the API, "
                              "no rules for this service port on the node"))
             continue
         out += [Drift("missing-endpoint", spn, ep) for ep in sorted(expected - dnat)]
         out += [Drift("stale-endpoint", spn, ep) for ep in sorted(dnat - expected)]
-        if expected and programmed is not None and any(
-                f.reason == "no endpoints" for f in programmed.filter):
-            out.append(Drift("stale-reject", spn, "a REJECT rule says the port has no "
-                             "endpoints, but the API lists " + ", ".join(sorted(expected))))
     return out
 
 
