@@ -32,9 +32,6 @@ finding reached --fail-on, 3 Service not found, 4 cluster unreachable or access 
 
 SERVICE_PREFIXES = ("svc/", "service/", "services/", "svc.", "service.", "services.")
 FAIL_ON = ("error", "warning", "info", "none")
-SKIPPED_NOTE = ("rule steps skipped: no rules source (give --rules FILE, run on a node, "
-                "or use --node NAME)")
-
 
 @dataclass
 class ExplainOptions:
@@ -176,13 +173,9 @@ def explain_service(view: ServiceView, opts: ExplainOptions) -> ExplainReport:
 
 
 def explain_node_side(report: ExplainReport, view: ServiceView, opts: ExplainOptions) -> None:
-    """The node half (rules, drift, traces): it adds findings, `sections` and `data` keys.
-    Not built yet: say that the rule steps were skipped and how to enable them."""
-    if opts.rules or opts.node:
-        report.notes.append("rule steps are not available in this build yet; "
-                            "--rules and --node were ignored")
-    else:
-        report.notes.append(SKIPPED_NOTE)
+    """The node half (rules, drift, traces, verdict): see svctrace.cli.explain_node."""
+    from svctrace.cli.explain_node import explain_node_side as node_side
+    node_side(report, view, opts)
 
 
 def report_dict(report: ExplainReport) -> dict[str, Any]:
@@ -227,6 +220,10 @@ def _print_text(report: ExplainReport, opts: ExplainOptions, env: Environment) -
     if not env.stdout.isatty() and "COLUMNS" not in os.environ:
         console.width = 250      # piped: don't truncate names to 80 columns
     parts = cluster_renderables(report.cluster, wide=opts.output == "wide", now=now)
+    if report.data.get("verdict"):
+        from rich.text import Text
+        console.print(Text(f"verdict: {report.data['verdict']}", style="bold"))
+        console.print()
     for part in [*parts, *report.sections, findings_renderable(report.findings)]:
         console.print(part)
         console.print()

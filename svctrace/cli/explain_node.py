@@ -102,7 +102,7 @@ def whose_rules(ruleset: Ruleset, view: ServiceView,
                 opts: ExplainOptions) -> tuple[NodeContext, tuple[str, ...]]:
     """Which node saved rules belong to: --node, else --local-ip, else what the rules tell."""
     if opts.node:
-        node = view.node(opts.node)
+        node = view.node(opts.node) or lookup_node(opts, opts.node)
         if node is None and not opts.local_ips:
             raise UsageError(f'--node {opts.node}: no such Node in the '
                              f'{"snapshot" if view.source != "live" else "cluster"}',
@@ -121,6 +121,20 @@ def whose_rules(ruleset: Ruleset, view: ServiceView,
                                   "(give --node NAME or --local-ip IP)",)
     ctx = _node_context(node, [], node.name)
     return ctx, (f"node: {node.name} (addresses {_addrs(ctx)}), assumed because {why}",)
+
+
+def lookup_node(opts: ExplainOptions, name: str) -> Node | None:
+    """A Node the view left out (it holds only what the Service needed): from the snapshot,
+    or one GET on the live cluster."""
+    if opts.snapshot:
+        from svctrace.cluster.snapshot import read_snapshot
+        return next((n for n in read_snapshot(opts.snapshot).nodes if n.name == name), None)
+    from svctrace.cluster.convert import node_from_dict
+    from svctrace.cluster.live import connect
+
+    conn = connect(opts.kubeconfig, opts.context, opts.request_timeout)
+    raw = conn.request("get", "nodes", None, conn.core().read_node, name, allow=(403, 404))
+    return node_from_dict(raw) if raw else None
 
 
 def _addrs(ctx: NodeContext) -> str:

@@ -122,16 +122,17 @@ def node_renderables(node: NodeExplanation, ex: ClusterExplanation, raw: bool = 
     parts: list[Any] = [Text("\n".join(node.how), style="dim")]
     if node.chains:
         parts.append(Panel(Group(*[_chain_tree(c, raw, wide) for c in node.chains]),
-                           title="Rules (kube-proxy chains, found by hash)", title_align="left"))
+                           title="Rules (kube-proxy chains, found by hash)", title_align="left",
+                           expand=False))
     else:
         parts.append(Text("Rules: no kube-proxy chains for this Service on this node",
                           style="yellow"))
     if node.drift:
         parts.append(Panel(Text("\n".join(f"{d.kind}: {d.port}: {d.detail}"
                                           for d in node.drift), style="red"),
-                           title="Drift (API vs rules)", title_align="left"))
+                           title="Drift (API vs rules)", title_align="left", expand=False))
     if node.traces:
         parts.append(Panel(Group(*[_trace_tree(t, ex) for t in node.traces]),
                            title="Traces (one synthetic packet per entry point)",
-                           title_align="left"))
+                           title_align="left", expand=False))
     return parts
