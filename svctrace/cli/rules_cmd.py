@@ -1,0 +1,132 @@
+"""`svctrace rules [SERVICE]`: the kube-proxy chains programmed for one or all Services.
+
+Only typer and svctrace's own light modules at import time (TAB completion imports this);
+the parser, the mapper, the renderer and rich are imported when the command runs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+
+from svctrace.cli import options
+
+if TYPE_CHECKING:
+    from svctrace.cli.env import Environment
+    from svctrace.model.kubeproxy import ServiceChains
+
+HELP = """Show the kube-proxy (iptables mode) chains programmed for one or all Services.
+
+Maps the rules back to service ports without relying on comments (kube-proxy drops them above
+1,000 endpoints): entry rules in KUBE-SERVICES / KUBE-NODEPORTS, the SVC/SVL/EXT/FW chains,
+each endpoint's SEP chain with its probability and DNAT target, affinity, masquerade, and the
+filter-table REJECT/DROP rules."""
+
+_KINDS = ("svc", "service", "services")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("rules", help=HELP)(rules)
+
+
+def rules(
+    service: str = typer.Argument(None, help="Service: svc/NAME, service/NAME or NAME "
+                                  "(default: all).", show_default=False),
+    rules_file: str = options.RulesFile,
+    namespace: str = options.Namespace,
+    output: str = options.Output,
+    color: str = options.Color,
+    quiet: bool = options.Quiet,
+) -> None:
+    import gc
+
+    from svctrace.cli.env import Environment
+
+    # A short-lived process holding ~10 objects per rule: the cyclic GC only costs time here.
+    gc.disable()
+    env = Environment(color=options.check_color(color), quiet=quiet)
+    fmt = options.check_output(output)
+    name = parse_service_arg(service) if service is not None else None
+    run_rules(env, rules_file, name, namespace, fmt)
+
+
+def parse_service_arg(arg: str) -> str:
+    """svc/web, service/web, services/web or web → web (kubectl's spellings)."""
+    from svctrace.errors import UsageError
+
+    kind, sep, name = arg.partition("/")
+    if not sep:
+        name = arg
+    elif kind.lower() not in _KINDS:
+        raise UsageError(f"{arg!r}: not a Service (expected svc/NAME, service/NAME or NAME)")
+    if not name or "/" in name:
+        raise UsageError(f"{arg!r}: not a Service name", "use svc/NAME with -n NAMESPACE")
+    return name
+
+
+def run_rules(env: Environment, rules_file: str | None, name: str | None,
+              namespace: str | None, fmt: str) -> None:
+    from svctrace.rules.kubeproxy import map_services
+    from svctrace.rules.sources import load_ruleset
+
+    ruleset = load_ruleset(rules_file)
+    services = map_services(ruleset)
+    if name is not None:
+        services = select_services(services, name, namespace)
+    elif namespace is not None:
+        services = [s for s in services if s.namespace == namespace]
+    if not services and name is None:
+        env.note(f"no kube-proxy service chains found in {ruleset.source}"
+                 + (f" for namespace {namespace!r}" if namespace else ""))
+    write(env, services, fmt, ruleset.source)
+
+
+def select_services(services: list[ServiceChains], name: str,
+                    namespace: str | None) -> list[ServiceChains]:
+    """The service ports of one Service. Without -n a name unique across namespaces is enough;
+    otherwise the namespace is -n's, or "default"."""
+    from svctrace.errors import NotFoundError, UsageError
+
+    same_name = [s for s in services if s.name == name]
+    if namespace is None:
+        found_in = sorted({s.namespace for s in same_name if s.namespace is not None})
+        if len(found_in) > 1 and "default" not in found_in:
+            raise UsageError(f'Service "{name}" is in several namespaces: '
+                             f'{", ".join(found_in)}', "pick one with -n NAMESPACE")
+        namespace = found_in[0] if len(found_in) == 1 else "default"
+    chosen = [s for s in same_name if s.namespace == namespace]
+    if chosen:
+        return chosen
+    raise NotFoundError(f'Service "{namespace}/{name}" has no kube-proxy rules here',
+                        _near_names(services, name, namespace))
+
+
+def _near_names(services: list[ServiceChains], name: str, namespace: str) -> str:
+    import difflib
+
+    known = sorted({f"{s.namespace}/{s.name}" for s in services if s.name is not None})
+    near = difflib.get_close_matches(f"{namespace}/{name}", known, n=3, cutoff=0.6)
+    close = set(difflib.get_close_matches(name, [k.split("/", 1)[1] for k in known], n=5,
+                                          cutoff=0.7))
+    near += [k for k in known if k.split("/", 1)[1] in close and k not in near]
+    if near:
+        return "did you mean " + ", ".join(near) + "? (svctrace rules lists all)"
+    return ("it may have no endpoints and no filter rule, be headless or ExternalName, or the "
+            "rules are from another node; 'svctrace rules' lists every Service found")
+
+
+def write(env: Environment, services: list[ServiceChains], fmt: str, source: str) -> None:
+    from svctrace.render import rules as render
+
+    if fmt in ("json", "yaml"):
+        data = render.services_data(services, source)
+        if fmt == "json":
+            env.stdout.write(render.dumps_json(data))
+        else:
+            env.write_yaml(data)
+        return
+    console = env.console()
+    if not env.stdout.isatty():
+        console.width = 4096        # a pipe or file: never crop rule text to 80 columns
+    console.print(render.services_tree(services, wide=fmt == "wide"))

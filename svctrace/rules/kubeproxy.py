@@ -1,0 +1,702 @@
+"""kube-proxy's iptables mode read backwards: chain-name hashes, and rules → service ports.
+
+kube-proxy names its chains `KUBE-{SVC,SVL,EXT,FW}-<h16(spn + proto)>` and
+`KUBE-SEP-<h16(spn + proto + endpoint)>` (kube-proxy-semantics.md §1.2). `map_services` walks the
+structure kube-proxy builds (nat KUBE-SERVICES / KUBE-NODEPORTS entries → FW → EXT → SVC/SVL → SEP
+→ DNAT, filter verdicts) and never depends on per-endpoint comments, which kube-proxy drops above
+1,000 endpoints (§1.4.10). Comments only supply names, and only when their hash matches the chain.
+
+Speed: a node can have 200,000+ rules. Rule text is what iptables-save printed, so the few fields
+needed here are read from the text directly where that is exact (no backslash escapes; quoted
+strings are single tokens); anything else goes through the full parser (`rule.matches`).
+"""
+
+from __future__ import annotations
+
+import base64
+import gc
+import hashlib
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+
+from svctrace.model.kubeproxy import (
+    EndpointChain,
+    EntryRule,
+    FilterRule,
+    LocalHint,
+    MasqueradeRule,
+    ServiceChains,
+)
+from svctrace.model.ruleset import Chain, Rule, Ruleset
+
+__all__ = [
+    "ServiceChains", "EndpointChain", "EntryRule", "FilterRule", "MasqueradeRule", "LocalHint",
+    "chain_hash", "service_chain", "local_chain", "external_chain", "firewall_chain",
+    "endpoint_chain", "identify", "split_spn", "map_services", "infer_pod_cidr",
+    "infer_local_hints", "kernel_probability",
+]
+
+PROTOCOLS = ("tcp", "udp", "sctp")
+_PREFIXES = {"KUBE-SVC-": "svc", "KUBE-SVL-": "svl", "KUBE-EXT-": "ext", "KUBE-FW-": "fw"}
+_ROLE_PREFIXES = tuple(_PREFIXES)
+_MASQ = "KUBE-MARK-MASQ"
+_JUMP_MASQ = " -j KUBE-MARK-MASQ"
+_DNAT = " -j DNAT --to-destination "
+_KERNEL_P: dict[str, float] = {}      # printed probability → kernel value (few distinct ones)
+
+
+# --- chain names (§1.2) ------------------------------------------------------------------------
+
+def chain_hash(spn: str, proto: str, endpoint: str = "") -> str:
+    """h16: the first 16 base32 characters of sha256(spn + proto + endpoint), no separators."""
+    digest = hashlib.sha256(f"{spn}{proto.lower()}{endpoint}".encode()).digest()
+    return base64.b32encode(digest[:10]).decode("ascii")   # 10 bytes = exactly 16 characters
+
+
+def service_chain(spn: str, proto: str) -> str:
+    """KUBE-SVC-…: the cluster-policy chain (all usable endpoints)."""
+    return "KUBE-SVC-" + chain_hash(spn, proto)
+
+
+def local_chain(spn: str, proto: str) -> str:
+    """KUBE-SVL-…: the local-policy chain (endpoints on this node only)."""
+    return "KUBE-SVL-" + chain_hash(spn, proto)
+
+
+def external_chain(spn: str, proto: str) -> str:
+    """KUBE-EXT-…: traffic to NodePorts, externalIPs and LoadBalancer IPs."""
+    return "KUBE-EXT-" + chain_hash(spn, proto)
+
+
+def firewall_chain(spn: str, proto: str) -> str:
+    """KUBE-FW-…: loadBalancerSourceRanges filtering of LoadBalancer IPs."""
+    return "KUBE-FW-" + chain_hash(spn, proto)
+
+
+def endpoint_chain(spn: str, proto: str, endpoint: str) -> str:
+    """KUBE-SEP-…: one endpoint ("IP:port" or "[IPv6]:port", the target port) of a service port."""
+    return "KUBE-SEP-" + chain_hash(spn, proto, endpoint)
+
+
+def identify(service_port_names: Iterable[str | tuple[str, str]]) -> dict[str, str]:
+    """Map chain hashes to service port names, for naming chains that carry no comment.
+
+    Give `"ns/name:port"` (all three protocols are tried) or `("ns/name:port", "udp")` pairs,
+    e.g. computed from API objects. The result is what `map_services(..., names=)` accepts.
+    """
+    out: dict[str, str] = {}
+    for item in service_port_names:
+        spn, protos = (item, PROTOCOLS) if isinstance(item, str) else (item[0], (item[1],))
+        for proto in protos:
+            out[chain_hash(spn, proto)] = spn
+    return out
+
+
+def split_spn(spn: str) -> tuple[str, str, str]:
+    """`ns/name:port` → (ns, name, port); `ns/name` → (ns, name, "")."""
+    namespace, _, rest = spn.partition("/")
+    name, _, port = rest.partition(":")
+    return namespace, name, port
+
+
+def kernel_probability(printed: str | float) -> float:
+    """The probability xt_statistic really uses: a 31-bit threshold, round(p * 2^31) / 2^31.
+
+    iptables(8) stores lround(p * 0x80000000) and iptables-save prints it back with %.11f, so the
+    printed 0.33333333349 is exactly 715827883 / 2^31. Raises ValueError on a non-number.
+    """
+    p = float(printed)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"probability {printed!r} is not between 0 and 1")
+    return round(p * 2**31) / 2**31
+
+
+# --- reading rule text -------------------------------------------------------------------------
+
+# option spelling in iptables-save output → the parser's Option.name
+_VALUED = (
+    (" -s ", "s"), (" -d ", "d"), (" -p ", "p"), (" -i ", "i"), (" -o ", "o"),
+    (" --dport ", "dport"), (" --probability ", "probability"), (" --seconds ", "seconds"),
+    (" --src-type ", "src-type"), (" --dst-type ", "dst-type"), (" --name ", "name"),
+)
+_TARGET_VALUED = ((" --to-destination ", "to-destination"),)
+_FLAGS = ((" --rcheck ", "rcheck"), (" --set ", "set"))
+
+Fields = dict[str, tuple[str, bool]]
+
+
+def _fields(rule: Rule) -> Fields:
+    """The options this module reads, as {name: (value, negated)}; flags such as --rcheck → "".
+
+    Read from the text where that is exact (see `_split`), else from the parsed rule.
+    """
+    split = _split(rule.text)
+    if split is None:
+        return _parsed_fields(rule)
+    head, tail = split
+    out: Fields = {}
+    for flag, key in _VALUED:
+        i = head.find(flag)
+        if i >= 0:
+            out[key] = (head[i + len(flag):].split(" ", 1)[0], head[i - 2:i] == " !")
+    head += " "
+    for flag, key in _FLAGS:
+        if flag in head:
+            out[key] = ("", False)
+    comment = _comment(rule.text, head)
+    if comment is not None:
+        out["comment"] = (comment, False)
+    target, _, options = tail.partition(" ")
+    out["j"] = (target, False)
+    for flag, key in _TARGET_VALUED:
+        i = (" " + options).find(flag)
+        if i >= 0:
+            out[key] = ((" " + options)[i + len(flag):].split(" ", 1)[0], False)
+    return out
+
+
+def _comment(text: str, head: str) -> str | None:
+    i = head.find(" --comment ")
+    if i < 0:
+        return None
+    if head.startswith('""', i + 11):        # the first quoted string after --comment
+        before = head[:i + 11].count('""')
+        return text.split('"')[2 * before + 1]
+    return head[i + 11:].split(" ", 1)[0]
+
+
+def _parsed_fields(rule: Rule) -> Fields:
+    out: Fields = {}
+    for match in rule.matches:
+        for opt in match.options:
+            out[opt.name] = (opt.value, opt.negated)
+    target = rule.target
+    if target is not None:
+        out["g" if target.goto else "j"] = (target.name, False)
+        for opt in target.options:
+            out[opt.name] = (opt.value, opt.negated)
+    return out
+
+
+def _split(text: str) -> tuple[str, str] | None:
+    """(text before " -j " with quoted strings emptied, target and its options) when that is exact.
+
+    iptables-save prints the target last, separates tokens by one space, quotes every string with
+    a space in it, and leaves a string unquoted only if it is [A-Za-z0-9_-]. So outside quotes a
+    token that starts with "-" is an option, and the part after the last " -j " is the target
+    unless it holds a quote. Escapes, gotos, rules without a target, and unquoted strings that
+    look like options ("--comment -d") go the slow way, through the parser.
+    """
+    i = text.rfind(" -j ")
+    if i < 0 or "\\" in text:
+        return None
+    tail = text[i + 4:]
+    if '"' in tail or " -g " in text:
+        return None
+    head = _unquoted_head(text[:i])
+    if " --comment -" in head or " --log-prefix -" in head:
+        return None
+    return head, tail
+
+
+def _target(rule: Rule) -> str | None:
+    """The jump target of a rule (None when it has none)."""
+    split = _split(rule.text)
+    if split is not None:
+        return split[1].split(" ", 1)[0]
+    target = rule.target
+    return None if target is None else target.name
+
+
+def _raw_jump(text: str) -> tuple[str | None, str]:
+    """(target, unquoted text before it) of a line ending in `-j CHAIN` with no target options;
+    (None, "") when the line needs the parser."""
+    i = text.rfind(" -j ")
+    target = text[i + 4:]
+    if i < 0 or " " in target or '"' in target or "\\" in text or " -g " in text:
+        return None, ""
+    if '"' not in text:
+        return target, text[:i]
+    head = _unquoted_head(text[:i])
+    return (None, "") if " --comment -" in head else (target, head)
+
+
+def _unquoted_head(head: str) -> str:
+    return '""'.join(head.split('"')[0::2]) if '"' in head else head
+
+
+def _option_in(text: str, flag: str) -> str | None:
+    """The value after `flag` (" --name ") in unquoted text, or None."""
+    i = text.find(flag)
+    return None if i < 0 else text[i + len(flag):].split(" ", 1)[0]
+
+
+# the service match, comment, chain and target: what is left is the condition of the jump
+_NOT_CONDITION = re.compile(
+    r'^(?:\[\d+:\d+\] )?-A \S+|(?<! !) (?:-d|-p|--dport) \S+| -m (?:comment|tcp|udp|sctp)(?= |$)'
+    r'| --comment (?:""|\S+)')
+
+
+def _condition(rule: Rule) -> str:
+    """The rule without its service match, comment and target: what decides the jump."""
+    split = _split(rule.text)
+    if split is None:
+        return rule.text
+    return _NOT_CONDITION.sub("", split[0]).strip()
+
+
+def _condition_of(chain: Chain, index: int) -> str:
+    split = _split(chain.raw[index][1])
+    if split is None:
+        return _condition(chain.rules[index])
+    return _NOT_CONDITION.sub("", split[0]).strip()
+
+
+def _ip(value: str) -> str:
+    return value[:-3] if value.endswith("/32") else value[:-4] if value.endswith("/128") else value
+
+
+def _port(fields: Fields) -> int | None:
+    value = fields.get("dport", ("", False))[0]
+    return int(value) if value.isdigit() else None
+
+
+# --- comments → service port names (§1.4.11) ---------------------------------------------------
+
+_SUFFIXES = (
+    (" cluster IP", "clusterIP"), (" external IP", "externalIP"),
+    (" loadbalancer IP", "loadBalancerIP"), (" has no endpoints", "no endpoints"),
+    (" has no local endpoints", "no local endpoints"),
+    (" health check node port", "health check"),
+)
+_WRAPPED = (
+    ("masquerade traffic for ", " external destinations"),
+    ("pod traffic for ", " external destinations"),
+    ("masquerade LOCAL traffic for ", " external destinations"),
+    ("route LOCAL traffic for ", " external destinations"),
+    ("other traffic to ", " will be dropped by KUBE-PROXY-FIREWALL"),
+)
+
+
+def spn_from_comment(comment: str) -> tuple[str | None, str]:
+    """(service port name, kind) from a kube-proxy comment; (None, "") for fixed comments."""
+    for suffix, kind in _SUFFIXES:
+        if comment.endswith(suffix):
+            return comment[: -len(suffix)], kind
+    if " traffic not accepted by KUBE-FW-" in comment:
+        return comment.split(" traffic not accepted by ", 1)[0], "firewall"
+    for head, tail in _WRAPPED:
+        if comment.startswith(head) and comment.endswith(tail):
+            return comment[len(head): -len(tail)], "external"
+    if " -> " in comment:
+        return comment.split(" -> ", 1)[0], "endpoint"
+    if "/" in comment and " " not in comment:
+        return comment, "plain"
+    return None, ""
+
+
+# --- mapping rules → service ports -------------------------------------------------------------
+
+class _Builder:
+    """Mutable accumulator for one chain hash; frozen into a ServiceChains at the end."""
+
+    def __init__(self, h: str) -> None:
+        self.hash = h
+        self.protocol: str | None = None
+        self.port: int | None = None
+        self.names: list[str] = []           # candidate service port names, best first
+        self.entries: list[EntryRule] = []
+        self.node_port: int | None = None
+        self.health_check: int | None = None
+        self.chains: dict[str, str | None] = dict.fromkeys(("svc", "svl", "ext", "fw"))
+        self.endpoints: list[EndpointChain] = []
+        self.affinity: int | None = None
+        self.source_ranges: list[str] = []
+        self.masquerade: list[MasqueradeRule] = []
+        self.filter: list[FilterRule] = []
+        self.entries_filter_cluster_ips: list[str] = []
+        self.chain_objects: list[Chain] = []  # FW, EXT, SVC, SVL, then SEP chains
+        self.warnings: list[str] = []
+
+    def note_comment(self, fields: Fields) -> None:
+        comment = fields.get("comment")
+        if comment is not None:
+            spn, _ = spn_from_comment(comment[0])
+            if spn is not None:
+                self.names.append(spn)
+
+    def name(self, names: Mapping[str, str] | None) -> str | None:
+        """The first candidate whose hash is this chain's; else the caller's name; else any."""
+        protos = (self.protocol,) if self.protocol else PROTOCOLS
+        for spn in dict.fromkeys(self.names):
+            for proto in protos:
+                if chain_hash(spn, proto) == self.hash:
+                    self.protocol = proto
+                    return spn
+        if names and self.hash in names:
+            return names[self.hash]
+        if self.names:
+            self.warnings.append(f"comment name {self.names[0]!r} does not hash to *-{self.hash}")
+            return self.names[0]
+        return None
+
+    def freeze(self, names: Mapping[str, str] | None) -> ServiceChains:
+        spn = self.name(names)
+        ns, name, port_name = split_spn(spn) if spn is not None else (None, None, None)
+        kinds: dict[str, list[str]] = {"clusterIP": [], "externalIP": [], "loadBalancerIP": []}
+        for entry in self.entries:
+            if entry.address is not None and entry.kind in kinds:
+                kinds[entry.kind].append(entry.address)
+        kinds["clusterIP"].extend(self.entries_filter_cluster_ips)
+        for f in self.filter:
+            if f.reason == "firewall" and f.address is not None:
+                kinds["loadBalancerIP"].append(f.address)
+        return ServiceChains(
+            hash=self.hash, protocol=self.protocol or "", namespace=ns, name=name,
+            port_name=port_name, port=self.port,
+            cluster_ips=_unique(kinds["clusterIP"]), external_ips=_unique(kinds["externalIP"]),
+            load_balancer_ips=_unique(kinds["loadBalancerIP"]), node_port=self.node_port,
+            health_check_node_port=self.health_check, chains=self.chains,
+            endpoints=tuple(self.endpoints), affinity_seconds=self.affinity,
+            source_ranges=tuple(self.source_ranges), masquerade=tuple(self.masquerade),
+            filter=tuple(self.filter), entries=tuple(self.entries),
+            warnings=tuple(self.warnings), chain_list=_chain_order(self.chain_objects))
+
+
+def _chain_order(chains: list[Chain]) -> tuple[Chain, ...]:
+    """Each chain once (an endpoint can be reached from both SVC and SVL), in the order found."""
+    return tuple({id(chain): chain for chain in chains}.values())
+
+
+def _unique(values: list[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(values))
+
+
+def _role(chain: str | None) -> tuple[str, str] | None:
+    if chain is None:
+        return None
+    for prefix, role in _PREFIXES.items():
+        if chain.startswith(prefix):
+            return role, chain[len(prefix):]
+    return None
+
+
+_KIND_BY_ROLE = {"svc": "clusterIP", "svl": "clusterIP", "fw": "loadBalancerIP",
+                 "ext": "externalIP"}
+
+
+class _Mapper:
+    def __init__(self, ruleset: Ruleset) -> None:
+        self.ruleset = ruleset
+        nat = ruleset.tables.get("nat")
+        self.nat: dict[str, Chain] = nat.chains if nat is not None else {}
+        self.by_hash: dict[str, _Builder] = {}
+        self.vips: dict[tuple[str, str, int | None], str] = {}
+        self.node_ports: dict[tuple[str, int | None], str] = {}
+
+    def builder(self, h: str) -> _Builder:
+        b = self.by_hash.get(h)
+        if b is None:
+            b = self.by_hash[h] = _Builder(h)
+        return b
+
+    def run(self) -> None:
+        self.read_entries("KUBE-SERVICES", nodeports=False)
+        self.read_entries("KUBE-NODEPORTS", nodeports=True)
+        for name in self.nat:                  # chains no entry rule reaches still count
+            found = _role(name) if name.startswith(_ROLE_PREFIXES) else None
+            if found is not None:
+                self.builder(found[1]).chains[found[0]] = name
+        for b in self.by_hash.values():
+            self.read_chains(b)
+        self.read_filter()
+
+    def read_entries(self, chain_name: str, nodeports: bool) -> None:
+        chain = self.nat.get(chain_name)
+        for rule in chain.rules if chain is not None else ():
+            found = _role(_target(rule))
+            if found is None:
+                continue
+            role, h = found
+            fields = _fields(rule)
+            b = self.builder(h)
+            b.chains[role] = self.nat_name(role, h)
+            b.note_comment(fields)
+            proto = fields.get("p", ("", False))[0]
+            b.protocol = b.protocol or proto or None
+            port = _port(fields)
+            dest = fields.get("d")
+            address = _ip(dest[0]) if dest is not None and not dest[1] else None
+            if nodeports:
+                b.node_port = port
+                self.node_ports[(proto, port)] = h
+                kind, inferred = "nodePort", False
+            else:
+                kind, inferred = self.entry_kind(fields, role)
+                b.port = b.port if b.port is not None else port
+                if address is not None:
+                    self.vips[(address, proto, port)] = h
+            b.entries.append(EntryRule(kind, address, port, _target(rule) or "", rule, inferred))
+
+    @staticmethod
+    def nat_name(role: str, h: str) -> str:
+        return {"svc": "KUBE-SVC-", "svl": "KUBE-SVL-", "ext": "KUBE-EXT-", "fw": "KUBE-FW-"}[
+            role] + h
+
+    @staticmethod
+    def entry_kind(fields: Fields, role: str) -> tuple[str, bool]:
+        comment = fields.get("comment")
+        if comment is not None:
+            _, kind = spn_from_comment(comment[0])
+            if kind in ("clusterIP", "externalIP", "loadBalancerIP"):
+                return kind, False
+        return _KIND_BY_ROLE[role], True
+
+    def read_chains(self, b: _Builder) -> None:
+        for role in ("fw", "ext", "svc", "svl"):
+            name = b.chains[role]
+            chain = self.nat.get(name) if name is not None else None
+            if chain is None:
+                continue
+            b.chain_objects.append(chain)
+            if role in ("svc", "svl"):
+                self.read_policy_chain(b, chain, role)
+            else:
+                self.read_front_chain(b, chain, role)
+        local = {e.chain for e in b.endpoints if e.via == "svl"}
+        if local:   # an endpoint the SVL chain reaches is on this node, however it is reached
+            b.endpoints = [replace(e, local=e.chain in local) for e in b.endpoints]
+
+    def read_front_chain(self, b: _Builder, chain: Chain, role: str) -> None:
+        """EXT / FW: masquerade, pod and local short-circuits, source ranges."""
+        for i, rule in enumerate(chain.rules):
+            target = _target(rule)
+            fields = _fields(rule)
+            b.note_comment(fields)
+            if target == _MASQ:
+                reason = "local source" if "src-type" in fields else (
+                    "external" if role == "ext" else "other")
+                b.masquerade.append(MasqueradeRule(chain.name, _condition(rule), reason,
+                                                   ref=(chain, i)))
+            elif role == "fw" and target is not None and target.startswith("KUBE-EXT-"):
+                src = fields.get("s")
+                if src is not None and not src[1]:
+                    b.source_ranges.append(src[0])
+
+    def read_policy_chain(self, b: _Builder, chain: Chain, role: str) -> None:
+        """SVC / SVL: the cluster-IP masquerade rule, affinity, and the statistic cascade.
+
+        The hot loop of a big node (one line per endpoint): it reads the raw text and makes no
+        Rule objects unless a line needs the parser.
+        """
+        remaining = 1.0
+        for index, (_, text, _) in enumerate(chain.raw):
+            target, head = _raw_jump(text)
+            fields = None
+            if target is None:
+                fields = _fields(chain.rules[index])
+                target = fields.get("j", ("", False))[0]
+            if not target.startswith("KUBE-SEP-"):
+                if target == _MASQ:
+                    self.masquerade(b, chain, index)
+                continue
+            if (" --rcheck " in head) if fields is None else ("rcheck" in fields):
+                seconds = _option_in(head, " --seconds ") if fields is None else \
+                    fields.get("seconds", ("", False))[0]
+                b.affinity = int(seconds) if seconds and seconds.isdigit() else b.affinity
+                continue
+            printed = _option_in(head, " --probability ") if fields is None else \
+                fields.get("probability", (None, False))[0]
+            if printed is None:
+                share = remaining
+            else:
+                p = _KERNEL_P.get(printed)
+                if p is None:
+                    try:
+                        p = _KERNEL_P[printed] = kernel_probability(printed)
+                    except ValueError as err:
+                        b.warnings.append(f"{chain.source}:{chain.raw[index][0]}: {err}; "
+                                          "endpoint share unknown")
+                        p = 0.0
+                share = remaining * p
+            remaining -= share
+            sep = self.nat.get(target)
+            address, hairpin, affinity = self.read_sep(sep) if sep is not None else \
+                (None, False, False)
+            if sep is None:
+                b.warnings.append(f"{chain.source}:{chain.raw[index][0]}: jump to missing "
+                                  f"chain {target}")
+            else:
+                b.chain_objects.append(sep)
+            b.endpoints.append(EndpointChain(address, share, target, role == "svl", role,
+                                             hairpin, affinity, sep, (chain, index)))
+
+    @staticmethod
+    def masquerade(b: _Builder, chain: Chain, index: int) -> None:
+        if not b.names:
+            b.note_comment(_fields(chain.rules[index]))
+        b.masquerade.append(MasqueradeRule(chain.name, _condition_of(chain, index),
+                                           "cluster IP", ref=(chain, index)))
+
+    @staticmethod
+    def read_sep(chain: Chain) -> tuple[str | None, bool, bool]:
+        """A KUBE-SEP chain's (DNAT address, hairpin masquerade, affinity --set)."""
+        raw = chain.raw
+        if len(raw) == 2:               # kube-proxy's shape: hairpin rule, then DNAT
+            text = raw[1][1]
+            k = text.rfind(_DNAT)
+            rest = text[k + 26:]
+            if (k >= 0 and raw[0][1].endswith(_JUMP_MASQ) and " " not in rest
+                    and '"' not in rest and "\\" not in text):
+                return rest, True, " --set " in (
+                    _unquoted_head(text[:k]) if '"' in text else text)
+        address, hairpin, affinity = None, False, False
+        for i, (_, text, _) in enumerate(raw):
+            if text.endswith(_JUMP_MASQ):          # exact: a quoted string would end in '"'
+                hairpin = True
+                continue
+            k = text.rfind(_DNAT)
+            rest = text[k + 26:]
+            if k >= 0 and " " not in rest and '"' not in rest and "\\" not in text:
+                address = rest
+                affinity = " --set " in (_unquoted_head(text[:k]) if '"' in text else text)
+            elif k >= 0 or " -j " not in text or "\\" in text:
+                fields = _fields(chain.rules[i])    # an unusual line: let the parser decide
+                if fields.get("j", ("", False))[0] == "DNAT":
+                    address = fields.get("to-destination", (address, False))[0]
+                    affinity = "set" in fields
+        return address, hairpin, affinity
+
+    def read_filter(self) -> None:
+        table = self.ruleset.tables.get("filter")
+        if table is None:
+            return
+        for chain_name in ("KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-NODEPORTS",
+                           "KUBE-PROXY-FIREWALL"):
+            chain = table.chains.get(chain_name)
+            for rule in chain.rules if chain is not None else ():
+                self.read_filter_rule(chain_name, rule)
+
+    def read_filter_rule(self, chain_name: str, rule: Rule) -> None:
+        fields = _fields(rule)
+        verdict = fields.get("j", ("", False))[0]
+        if verdict not in ("REJECT", "DROP", "ACCEPT"):
+            return
+        proto = fields.get("p", ("", False))[0]
+        port = _port(fields)
+        dest = fields.get("d")
+        address = _ip(dest[0]) if dest is not None and not dest[1] else None
+        spn, reason = spn_from_comment(fields.get("comment", ("", False))[0])
+        h = self.filter_hash(spn, reason, fields, proto, address, port)
+        if h is None:
+            return
+        b = self.builder(h)
+        if spn is not None:
+            b.names.append(spn)
+        b.protocol = b.protocol or proto or None
+        reason = reason if reason in ("no endpoints", "no local endpoints", "firewall",
+                                      "health check") else "other"
+        b.filter.append(FilterRule(chain_name, verdict, reason, address, port, rule))
+        if reason == "health check":
+            b.health_check = port
+        elif chain_name == "KUBE-SERVICES":   # filter KUBE-SERVICES is for cluster IPs only
+            b.port = b.port if b.port is not None else port
+            if address is not None:
+                b.entries_filter_cluster_ips.append(address)
+        elif "dst-type" in fields and address is None:
+            b.node_port = b.node_port if b.node_port is not None else port
+
+    def filter_hash(self, spn: str | None, reason: str, fields: Fields, proto: str,
+                    address: str | None, port: int | None) -> str | None:
+        comment = fields.get("comment", ("", False))[0]
+        if reason == "firewall":
+            return comment.rsplit("KUBE-FW-", 1)[1]
+        if spn is not None and proto:
+            return chain_hash(spn, proto)
+        if address is not None:
+            return self.vips.get((address, proto, port))
+        if "dst-type" in fields:
+            return self.node_ports.get((proto, port))
+        return None
+
+
+def _sort_key(s: ServiceChains) -> tuple[object, ...]:
+    return (s.namespace is None, s.namespace or "", s.name or "", s.port or 0, s.port_name or "",
+            s.protocol, s.hash)
+
+
+def map_services(ruleset: Ruleset, names: Mapping[str, str] | None = None) -> list[ServiceChains]:
+    """Every service port kube-proxy programmed in `ruleset`, sorted by namespace/name/port.
+
+    `names` (chain hash → service port name, see `identify`) names service ports whose rules
+    carry no comment; comment names are used only when they hash to the chain.
+    """
+    # The ruleset holds hundreds of thousands of objects; the cyclic collector would rescan them
+    # every few hundred allocations made here (3x the run time on a 10k-Service node).
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        mapper = _Mapper(ruleset)
+        mapper.run()
+        return sorted((b.freeze(names) for b in mapper.by_hash.values()), key=_sort_key)
+    finally:
+        if paused:
+            gc.enable()
+
+
+# --- node facts hinted by the rules ------------------------------------------------------------
+
+def infer_pod_cidr(ruleset: Ruleset) -> str | None:
+    """The cluster/pod CIDR of the local-traffic detector (`! -s CIDR` on the cluster-IP masquerade
+    rules, `-s CIDR` on the EXT pod short-circuit), the most common one; None if there is none."""
+    nat = ruleset.tables.get("nat")
+    seen: Counter[str] = Counter()
+    for name, chain in (nat.chains.items() if nat is not None else ()):
+        role = _role(name)
+        if role is None or role[0] == "fw":
+            continue
+        for rule in chain.rules[:1] if role[0] != "ext" else chain.rules:
+            src = _fields(rule).get("s")
+            if src is None:
+                continue
+            target = _target(rule) or ""
+            if role[0] != "ext" and src[1] and target == _MASQ:
+                seen[src[0]] += 1
+            elif role[0] == "ext" and not src[1] and target.startswith("KUBE-SVC-"):
+                seen[src[0]] += 1
+    return seen.most_common(1)[0][0] if seen else None
+
+
+def infer_local_hints(ruleset: Ruleset) -> list[LocalHint]:
+    """Addresses the rules say are this node's: NodePort dispatch rules limited to node IPs
+    (--nodeport-addresses), and LoadBalancer IPs allowed as sources in KUBE-FW (hairpin)."""
+    hints: list[LocalHint] = []
+    nat = ruleset.tables.get("nat")
+    chains = nat.chains if nat is not None else {}
+    svc = chains.get("KUBE-SERVICES")
+    for rule in svc.rules if svc is not None else ():
+        if _target(rule) == "KUBE-NODEPORTS":
+            dest = _fields(rule).get("d")
+            if dest is not None and not dest[1] and not _loopback(dest[0]):
+                hints.append(LocalHint(_ip(dest[0]), "nodeport address", rule))
+    lb_ips: dict[str, set[str]] = {}       # KUBE-FW chain → the LB IPs that lead to it
+    for rule in svc.rules if svc is not None else ():
+        target = _target(rule)
+        if target is not None and target.startswith("KUBE-FW-"):
+            dest = _fields(rule).get("d")
+            if dest is not None:
+                lb_ips.setdefault(target, set()).add(dest[0])
+    for name, ips in lb_ips.items():
+        chain = chains.get(name)
+        for rule in chain.rules if chain is not None else ():
+            src = _fields(rule).get("s")
+            if src is not None and not src[1] and src[0] in ips:
+                hints.append(LocalHint(_ip(src[0]), "loadbalancer IP hairpin (a source range "
+                                       "contains the node IP)", rule))
+    return hints
+
+
+def _loopback(value: str) -> bool:
+    return value.startswith("127.") or value in ("::1", "::1/128")
