@@ -416,11 +416,11 @@ class _Mapper:
     def read_entries(self, chain_name: str, nodeports: bool) -> None:
         chain = self.nat.get(chain_name)
         for rule in chain.rules if chain is not None else ():
-            found = _role(_target(rule))
+            fields = _fields(rule)
+            found = _role(fields.get("j", ("", False))[0])
             if found is None:
                 continue
             role, h = found
-            fields = _fields(rule)
             b = self.builder(h)
             b.chains[role] = self.nat_name(role, h)
             b.note_comment(fields)
@@ -438,7 +438,7 @@ class _Mapper:
                 b.port = b.port if b.port is not None else port
                 if address is not None:
                     self.vips[(address, proto, port)] = h
-            b.entries.append(EntryRule(kind, address, port, _target(rule) or "", rule, inferred))
+            b.entries.append(EntryRule(kind, address, port, fields["j"][0], rule, inferred))
 
     @staticmethod
     def nat_name(role: str, h: str) -> str:
