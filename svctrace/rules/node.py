@@ -93,9 +93,9 @@ def read_node_rules(family: int = 4) -> NodeRules:
     kube = [b for b, (text, _) in texts.items() if _has_kube_chains(text)]
     backend = kube[0] if kube else ("nft" if "nft" in texts else "legacy")
     text, reader = texts[backend]
-    if not text.strip():
-        raise RulesError("this node has no iptables rules at all (is kube-proxy running in "
-                         "iptables mode here?)", "pass --rules FILE, or --node NAME")
+    if not text.strip():  # no rules there at all, so no KUBE chains: the caller says so, skips
+        return NodeRules(Ruleset(f"{reader} on this node", family), backend, reader, kube,
+                         local_addresses(), os.uname().nodename)
     ruleset = parse_iptables_save(text, f"{reader} on this node")
     return NodeRules(ruleset, backend, reader, kube, local_addresses(), os.uname().nodename)
 
