@@ -175,3 +175,19 @@ def test_list_names_never_raises(tmp_path: Path) -> None:
 def test_fixture_untouched_by_tests(items: list[dict]) -> None:
     # the server serves copies: what a test modifies never reaches the fixture files
     assert find(items, "Service", "billing")["spec"]["selector"]["tier"] == "backedn"
+
+
+@pytest.mark.parametrize("code", [
+    "from kubernetes import client; assert client.V1Pod and client.CoreV1Api",
+    "import kubernetes.dynamic; from kubernetes import watch, utils; assert watch.Watch",
+    "from kubernetes import config; assert config.load_kube_config",
+    "import kubernetes; assert kubernetes.__version__ == '36.0.3'",
+], ids=["client-models", "dynamic", "config", "version"])
+def test_light_import_leaves_the_library_whole(code: str) -> None:
+    """After the light import, the rest of the library still imports as usual."""
+    import subprocess
+    import sys
+    prog = ("from svctrace.cluster.live import import_client_light\nimport_client_light()\n"
+            "import sys\nassert 'kubernetes.client.models.v1_pod' not in sys.modules\n" + code)
+    proc = subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
