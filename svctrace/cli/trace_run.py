@@ -49,15 +49,24 @@ def default_source(ruleset: Ruleset, pod_cidr: str | None, family: int) -> str:
     return str(net.broadcast_address - 2 if net.num_addresses > 4 else net.network_address)
 
 
-def build_packet(src: str, host: str, port: int, proto: str, sport: int,
+def build_packet(worker: object, src: str, host: str, port: int, proto: str, sport: int,
                  in_interface: str | None) -> tuple[Packet, str]:
-    from svctrace import packets
+    """Our Packet, and the scapy packet built for the same addresses (its summary)."""
+    from svctrace.model.packet import make_packet
+    from svctrace.packets import ScapyWorker
 
     try:
-        scapy_pkt = packets.build(src, host, proto, sport, port)
+        packet = make_packet(src, host, proto, sport, port, in_interface)
     except ValueError as err:
         raise UsageError(str(err)) from None
-    return packets.to_model(scapy_pkt, in_interface), packets.summary(scapy_pkt)
+    assert isinstance(worker, ScapyWorker)
+    (built,) = worker.build([(src, host, proto, sport, port)])
+    if "error" in built:
+        raise UsageError(f"cannot build the packet: {built['error']}")
+    fields = built["packet"]
+    assert (fields["src"], fields["dst"], fields["dport"]) == \
+        (str(packet.src), str(packet.dst), packet.dport), "scapy and svctrace disagree"
+    return packet, str(built["summary"])
 
 
 def run_trace(env: Environment, *, dst: str, rules: str | None, src: str | None,
@@ -65,16 +74,21 @@ def run_trace(env: Environment, *, dst: str, rules: str | None, src: str | None,
               local_ips: list[str], pod_cidr: str | None, affinity_hit: list[str],
               output: str) -> None:
     from svctrace.model.trace import node_context
+    from svctrace.packets import ScapyWorker
     from svctrace.render.trace import trace_dict
     from svctrace.rules.sources import load_ruleset
     from svctrace.trace.engine import trace_packet
 
     host, port = parse_destination(dst, dport)
-    ruleset = load_ruleset(rules)
-    if src is None:
-        src = default_source(ruleset, pod_cidr, ip_address(host).version)
-        env.note(f"no --src given: tracing from {src}, an address in the pod CIDR")
-    packet, summary = build_packet(src, host, port, proto, sport, in_interface)
+    worker = ScapyWorker()        # imports scapy on the other core while we parse
+    try:
+        ruleset = load_ruleset(rules)
+        if src is None:
+            src = default_source(ruleset, pod_cidr, ip_address(host).version)
+            env.note(f"no --src given: tracing from {src}, an address in the pod CIDR")
+        packet, summary = build_packet(worker, src, host, port, proto, sport, in_interface)
+    finally:
+        worker.close()
     try:
         node = node_context(local_ips, None, frozenset(affinity_hit))
     except ValueError as err:

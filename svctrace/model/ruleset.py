@@ -7,7 +7,7 @@ a 230,000-line dump visits a few dozen rules; `Ruleset.check()` parses them all 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 BUILTIN_CHAINS: dict[str, tuple[str, ...]] = {
@@ -67,20 +67,25 @@ class ParsedRule:
     target: Target | None
 
 
-@dataclass(slots=True)
 class Rule:
-    """One `-A CHAIN …` line; `number` is 1-based in its chain (`iptables -L --line-numbers`)."""
+    """One `-A CHAIN …` line; `number` is 1-based in its chain (`iptables -L --line-numbers`).
 
-    table: str
-    chain: str
-    number: int
-    line: int
-    text: str
-    source: str
-    family: int = 4
-    counters: tuple[int, int] | None = None
-    _parsed: ParsedRule | None = field(default=None, repr=False)
-    _parser: Callable[[Rule], ParsedRule] | None = field(default=None, repr=False, compare=False)
+    A plain slotted class, not a dataclass: a big node has 230,000 of them.
+    """
+
+    __slots__ = ("table", "chain", "number", "line", "text", "source", "family", "counters",
+                 "_parsed", "_parser")
+
+    def __init__(self, table: str, chain: str, number: int, line: int, text: str, source: str,
+                 family: int = 4, counters: tuple[int, int] | None = None,
+                 parsed: ParsedRule | None = None,
+                 parser: Callable[[Rule], ParsedRule] | None = None) -> None:
+        self.table, self.chain, self.number, self.line = table, chain, number, line
+        self.text, self.source, self.family, self.counters = text, source, family, counters
+        self._parsed, self._parser = parsed, parser
+
+    def __repr__(self) -> str:
+        return f"Rule({self.table}/{self.chain} #{self.number} line {self.line}: {self.text!r})"
 
     @property
     def parsed(self) -> ParsedRule:
@@ -102,41 +107,143 @@ class Rule:
         return f"{self.source}:{self.line}"
 
 
-@dataclass(slots=True)
-class Chain:
-    """A chain and its rules. Rules are kept as raw (line, text) until first asked for."""
+RawRule = tuple[int, str, "tuple[int, int] | None"]     # (line, text, counters)
 
-    name: str
-    table: str
-    policy: str | None = None          # ACCEPT/DROP for built-in chains, None for user chains
-    line: int = 0
-    source: str = ""
-    family: int = 4
-    raw: list[tuple[int, str, tuple[int, int] | None]] = field(default_factory=list)
-    parser: Callable[[Rule], ParsedRule] | None = field(default=None, repr=False)
-    _rules: list[Rule] | None = field(default=None, repr=False)
+
+class Chain:
+    """A chain and its rules.
+
+    Rules stay as slices of the dump's lines (segments) until someone asks for them: `raw` gives
+    (line, text, counters) tuples, `rules` gives Rule objects; both are built once, per chain.
+    """
+
+    __slots__ = ("name", "table", "policy", "line", "source", "family", "parser", "_segments",
+                 "_raw", "_rules")
+
+    def __init__(self, name: str, table: str, policy: str | None = None, line: int = 0,
+                 source: str = "", family: int = 4,
+                 parser: Callable[[Rule], ParsedRule] | None = None) -> None:
+        self.name, self.table, self.policy, self.line = name, table, policy, line
+        self.source, self.family, self.parser = source, family, parser
+        self._segments: list[tuple[list[str], int, int, int]] = []
+        self._raw: list[RawRule] | None = None
+        self._rules: list[Rule] | None = None
+
+    def __repr__(self) -> str:
+        return f"Chain({self.table}/{self.name}, {len(self)} rules)"
 
     @property
     def builtin(self) -> bool:
         return self.policy is not None
 
+    def add_segment(self, lines: list[str], start: int, stop: int, first_line: int) -> None:
+        """Rules `lines[start:stop]`, the first of them on line `first_line` of the dump."""
+        if self._raw is not None:
+            self._raw.extend((first_line + i, lines[start + i], None)
+                             for i in range(stop - start))
+        else:
+            self._segments.append((lines, start, stop, first_line))
+        self._rules = None
+
+    @property
+    def raw(self) -> list[RawRule]:
+        """(line, text, counters) of every rule, in order. The parser edits this list for
+        restore commands (-I, -F) before anyone has asked for `rules`."""
+        if self._raw is None:
+            raw: list[RawRule] = []
+            for lines, start, stop, first in self._segments:
+                raw.extend((first + i, lines[start + i], None) for i in range(stop - start))
+            self._raw = raw
+            self._segments = []
+        return self._raw
+
     @property
     def rules(self) -> list[Rule]:
         if self._rules is None:
-            self._rules = [Rule(self.table, self.name, n, line, text, self.source, self.family,
-                                counters, None, self.parser)
+            table, name, source, family, parser = (self.table, self.name, self.source,
+                                                   self.family, self.parser)
+            self._rules = [Rule(table, name, n, line, text, source, family, counters, None, parser)
                            for n, (line, text, counters) in enumerate(self.raw, 1)]
         return self._rules
 
+    def texts(self) -> list[str]:
+        """The rules' text only, without building tuples or Rule objects."""
+        if self._raw is not None:
+            return [t for _, t, _ in self._raw]
+        return [t for lines, start, stop, _ in self._segments for t in lines[start:stop]]
+
     def __len__(self) -> int:
-        return len(self.raw)
+        if self._raw is not None:
+            return len(self._raw)
+        return sum(stop - start for _, start, stop, _ in self._segments)
+
+
+class ChainMap(Mapping[str, Chain]):
+    """A table's chains by name, in declaration order, created only when looked up.
+
+    A 10,000-Service node declares 60,000 chains; a trace looks at a few dozen. The parser
+    records declarations and rule segments here, and a Chain is built on first access.
+    """
+
+    def __init__(self, table: str, source: str,
+                 parser: Callable[[Rule], ParsedRule] | None) -> None:
+        self.table, self.source, self.parser = table, source, parser
+        self.family = 4
+        self.declared: dict[str, tuple[int, str | None]] = {}    # name → (line, policy)
+        self.lines: list[str] = []                                # the dump, split in lines
+        self.pending: dict[str, list[tuple[int, int]]] = {}      # name → [(start, stop)]
+        self.built: dict[str, Chain] = {}
+
+    def __getitem__(self, name: str) -> Chain:
+        chain = self.built.get(name)
+        if chain is not None:
+            return chain
+        line, policy = self.declared[name]
+        chain = Chain(name, self.table, policy, line, self.source, self.family, self.parser)
+        for start, stop in self.pending.pop(name, ()):
+            chain.add_segment(self.lines, start, stop, start + 1)
+        self.built[name] = chain
+        return chain
+
+    def get(self, name: str, default: Chain | None = None) -> Chain | None:  # type: ignore[override]
+        return self[name] if name in self.declared else default
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.declared
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.declared)
+
+    def __len__(self) -> int:
+        return len(self.declared)
+
+    def declare(self, name: str, line: int, policy: str | None) -> None:
+        self.declared[name] = (line, policy)
+
+    def add_segment(self, name: str, start: int, stop: int) -> None:
+        """Rules `lines[start:stop]` (0-based indexes into `lines`) belong to chain `name`."""
+        chain = self.built.get(name)
+        if chain is not None:
+            chain.add_segment(self.lines, start, stop, start + 1)
+        else:
+            self.pending.setdefault(name, []).append((start, stop))
+
+    def remove(self, name: str) -> None:
+        self.declared.pop(name, None)
+        self.pending.pop(name, None)
+        self.built.pop(name, None)
+
+    def set_family(self, family: int) -> None:
+        self.family = family
+        for chain in self.built.values():
+            chain.family = family
 
 
 @dataclass(slots=True)
 class Table:
     name: str
     family: int
-    chains: dict[str, Chain] = field(default_factory=dict)
+    chains: ChainMap
     line: int = 0
 
 

@@ -648,15 +648,21 @@ def map_services(ruleset: Ruleset, names: Mapping[str, str] | None = None) -> li
 
 # --- node facts hinted by the rules ------------------------------------------------------------
 
+_POD_CIDR_VOTES = 25
+
+
 def infer_pod_cidr(ruleset: Ruleset) -> str | None:
     """The cluster/pod CIDR of the local-traffic detector (`! -s CIDR` on the cluster-IP masquerade
     rules, `-s CIDR` on the EXT pod short-circuit), the most common one; None if there is none."""
     nat = ruleset.tables.get("nat")
     seen: Counter[str] = Counter()
-    for name, chain in (nat.chains.items() if nat is not None else ()):
+    for name in (nat.chains if nat is not None else ()):
         role = _role(name)
         if role is None or role[0] == "fw":
             continue
+        if seen and seen.most_common(1)[0][1] >= _POD_CIDR_VOTES:
+            break           # a big node has 10,000 such chains; a few agreeing votes suffice
+        chain = nat.chains[name]
         for rule in chain.rules[:1] if role[0] != "ext" else chain.rules:
             src = _fields(rule).get("s")
             if src is None:

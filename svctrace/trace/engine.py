@@ -158,6 +158,9 @@ class _Engine:
                 out.append((st, None))
                 continue
             rule = rules[idx]
+            if _destination_differs(rule.text, st.packet):
+                work.append((st, idx + 1))
+                continue
             for s, result in reversed(self.run_rule(st, rule, stack)):
                 if result == CONTINUE:
                     work.append((s, idx + 1))
@@ -247,6 +250,21 @@ class _Engine:
         if self.branches > MAX_BRANCHES:
             raise RulesError(f"more than {MAX_BRANCHES} random branches: the trace was stopped",
                              "the ruleset forks at every rule; trace a narrower packet")
+
+
+def _destination_differs(text: str, packet: Packet) -> bool:
+    """An exact shortcut past rules for another host: iptables-save prints `-d ADDR/32` (or
+    /128) among the first options, before any quoted string, so when that token names another
+    address the rule cannot match. Anything less plain goes through the full evaluation."""
+    i = text.find(" -d ")
+    if i < 0 or text[i - 1] == "!" or '"' in text[:i]:
+        return False
+    end = text.find(" ", i + 4)
+    value = text[i + 4:end] if end > 0 else text[i + 4:]
+    host, _, length = value.partition("/")
+    if length != ("32" if packet.family == 4 else "128"):
+        return False
+    return host != str(packet.dst)
 
 
 def _resolve_affinity(ruleset: Ruleset, node: NodeContext) -> NodeContext:
