@@ -76,12 +76,14 @@ def run() -> None:
 
 def _click_errors() -> tuple[type[BaseException], ...]:
     from typer._click import exceptions  # typer bundles its own click
-    return (exceptions.ClickException, exceptions.Abort)
+
+    return (exceptions.ClickException, typer.Abort)
 
 
 def _usage(err: BaseException) -> None:
     from typer._click import exceptions
-    if isinstance(err, exceptions.Abort):
+
+    if isinstance(err, typer.Abort):
         sys.stderr.write("svctrace: interrupted\n")
         sys.exit(ExitStatus.INTERRUPTED)
     assert isinstance(err, exceptions.ClickException)
