@@ -17,7 +17,7 @@ from svctrace.model.kubeproxy import ServiceChains
 from svctrace.model.packet import make_packet
 from svctrace.model.ruleset import Ruleset
 from svctrace.model.trace import NodeContext, Trace
-from svctrace.rules.kubeproxy import chain_hash, infer_pod_cidr, map_services
+from svctrace.rules.kubeproxy import chain_hash, infer_pod_cidr, map_service_ports
 from svctrace.trace.engine import trace_packet
 
 EXTERNAL_CLIENT = "203.0.113.10"       # TEST-NET-3 (RFC 5737): an outside client; never sent to
@@ -82,7 +82,8 @@ def service_chains(svc: Service, ruleset: Ruleset) -> tuple[ServiceChains, ...]:
     """This Service's chains, found by kube-proxy's hash names (comments are not needed)."""
     wanted = {chain_hash(service_port_name(svc.namespace, svc.name, p.name), p.protocol.lower()):
               service_port_name(svc.namespace, svc.name, p.name) for p in svc.ports}
-    return tuple(c for c in map_services(ruleset, wanted) if c.hash in wanted)
+    addresses = [*svc.cluster_ips, *svc.external_ips, *(i.ip for i in svc.lb_ingress if i.ip)]
+    return tuple(c for c in map_service_ports(ruleset, wanted, addresses) if c.hash in wanted)
 
 
 def _spn(svc: Service, port: ServicePort) -> str:

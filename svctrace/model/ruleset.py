@@ -132,6 +132,14 @@ class Chain:
     def __repr__(self) -> str:
         return f"Chain({self.table}/{self.name}, {len(self)} rules)"
 
+    def keep_only(self, rules: list[Rule]) -> Chain:
+        """A copy of this chain holding only `rules` (taken from it, numbers and lines kept)."""
+        chain = Chain(self.name, self.table, self.policy, self.line, self.source, self.family,
+                      self.parser)
+        chain._raw = [(r.line, r.text, r.counters) for r in rules]
+        chain._rules = list(rules)
+        return chain
+
     @property
     def builtin(self) -> bool:
         return self.policy is not None
@@ -232,6 +240,11 @@ class ChainMap(Mapping[str, Chain]):
         self.declared.pop(name, None)
         self.pending.pop(name, None)
         self.built.pop(name, None)
+
+    def add_built(self, chain: Chain) -> None:
+        """Add an already built chain (used to cut a small ruleset out of a big one)."""
+        self.declared[chain.name] = (chain.line, chain.policy)
+        self.built[chain.name] = chain
 
     def set_family(self, family: int) -> None:
         self.family = family

@@ -178,3 +178,24 @@ def test_unknown_node_skips_node_traces() -> None:
                         node=node_context([]))
     assert {t.entry for t in node.traces} == {"clusterIP"}
     assert any("unknown" in n for n in node.notes)
+
+
+@pytest.mark.parametrize("folder", ["rig-v1.36", "rig-v1.36-scenarios", "rig-v1.36-large"])
+def test_targeted_mapping_equals_full_mapping(folder: str) -> None:
+    """map_service_ports (what explain uses) finds exactly what map_services finds."""
+    from svctrace.rules.kubeproxy import map_service_ports, map_services
+
+    rs = parse_iptables_save((FIX / folder / "node1.iptables-save.txt").read_text(), folder)
+    full = [c for c in map_services(rs) if c.spn]
+    assert full
+    for c in full[:40]:
+        (one,) = map_service_ports(rs, {c.hash: c.spn}, c.cluster_ips + c.load_balancer_ips +
+                                   c.external_ips)
+        assert (one.spn, one.chains, one.node_port, one.cluster_ips, one.affinity_seconds) == \
+            (c.spn, c.chains, c.node_port, c.cluster_ips, c.affinity_seconds)
+        assert [(e.address, e.probability, e.chain, e.local) for e in one.endpoints] == \
+            [(e.address, e.probability, e.chain, e.local) for e in c.endpoints]
+        assert [(f.verdict, f.reason, f.rule.line) for f in one.filter] == \
+            [(f.verdict, f.reason, f.rule.line) for f in c.filter]
+        assert [(e.kind, e.rule.line, e.rule.number) for e in one.entries] == \
+            [(e.kind, e.rule.line, e.rule.number) for e in c.entries]
