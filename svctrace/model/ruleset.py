@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import repeat
 
 BUILTIN_CHAINS: dict[str, tuple[str, ...]] = {
     "raw": ("PREROUTING", "OUTPUT"),
@@ -117,15 +118,16 @@ class Chain:
     (line, text, counters) tuples, `rules` gives Rule objects; both are built once, per chain.
     """
 
-    __slots__ = ("name", "table", "policy", "line", "source", "family", "parser", "_segments",
-                 "_raw", "_rules")
+    __slots__ = ("name", "table", "policy", "line", "source", "family", "parser", "_lines",
+                 "_segments", "_raw", "_rules")
 
     def __init__(self, name: str, table: str, policy: str | None = None, line: int = 0,
                  source: str = "", family: int = 4,
                  parser: Callable[[Rule], ParsedRule] | None = None) -> None:
         self.name, self.table, self.policy, self.line = name, table, policy, line
         self.source, self.family, self.parser = source, family, parser
-        self._segments: list[tuple[list[str], int, int, int]] = []
+        self._lines: list[str] = []
+        self._segments: list[tuple[int, int]] = []      # (start, stop) indexes into _lines
         self._raw: list[RawRule] | None = None
         self._rules: list[Rule] | None = None
 
@@ -144,13 +146,14 @@ class Chain:
     def builtin(self) -> bool:
         return self.policy is not None
 
-    def add_segment(self, lines: list[str], start: int, stop: int, first_line: int) -> None:
-        """Rules `lines[start:stop]`, the first of them on line `first_line` of the dump."""
+    def add_segment(self, lines: list[str], start: int, stop: int) -> None:
+        """Rules `lines[start:stop]`: the dump's lines, so the first is on line start + 1."""
         if self._raw is not None:
-            self._raw.extend((first_line + i, lines[start + i], None)
-                             for i in range(stop - start))
+            self._raw.extend(zip(range(start + 1, stop + 1), lines[start:stop],
+                                 repeat(None)))
         else:
-            self._segments.append((lines, start, stop, first_line))
+            self._lines = lines
+            self._segments.append((start, stop))
         self._rules = None
 
     @property
@@ -159,8 +162,9 @@ class Chain:
         restore commands (-I, -F) before anyone has asked for `rules`."""
         if self._raw is None:
             raw: list[RawRule] = []
-            for lines, start, stop, first in self._segments:
-                raw.extend((first + i, lines[start + i], None) for i in range(stop - start))
+            lines = self._lines
+            for start, stop in self._segments:
+                raw.extend(zip(range(start + 1, stop + 1), lines[start:stop], repeat(None)))
             self._raw = raw
             self._segments = []
         return self._raw
@@ -178,12 +182,16 @@ class Chain:
         """The rules' text only, without building tuples or Rule objects."""
         if self._raw is not None:
             return [t for _, t, _ in self._raw]
-        return [t for lines, start, stop, _ in self._segments for t in lines[start:stop]]
+        lines = self._lines
+        if len(self._segments) == 1:
+            start, stop = self._segments[0]
+            return lines[start:stop]
+        return [t for start, stop in self._segments for t in lines[start:stop]]
 
     def __len__(self) -> int:
         if self._raw is not None:
             return len(self._raw)
-        return sum(stop - start for _, start, stop, _ in self._segments)
+        return sum(stop - start for start, stop in self._segments)
 
 
 class ChainMap(Mapping[str, Chain]):
@@ -208,12 +216,16 @@ class ChainMap(Mapping[str, Chain]):
             return chain
         line, policy = self.declared[name]
         chain = Chain(name, self.table, policy, line, self.source, self.family, self.parser)
-        for start, stop in self.pending.pop(name, ()):
-            chain.add_segment(self.lines, start, stop, start + 1)
+        segments = self.pending.pop(name, None)
+        if segments is not None:
+            chain._lines, chain._segments = self.lines, segments
         self.built[name] = chain
         return chain
 
     def get(self, name: str, default: Chain | None = None) -> Chain | None:  # type: ignore[override]
+        chain = self.built.get(name)
+        if chain is not None:
+            return chain
         return self[name] if name in self.declared else default
 
     def __contains__(self, name: object) -> bool:
@@ -232,7 +244,7 @@ class ChainMap(Mapping[str, Chain]):
         """Rules `lines[start:stop]` (0-based indexes into `lines`) belong to chain `name`."""
         chain = self.built.get(name)
         if chain is not None:
-            chain.add_segment(self.lines, start, stop, start + 1)
+            chain.add_segment(self.lines, start, stop)
         else:
             self.pending.setdefault(name, []).append((start, stop))
 
