@@ -71,7 +71,19 @@ def run() -> None:
             raise
         _fail(f"internal error: {type(err).__name__}: {err}",
               "run again with --debug for a traceback, and report it", ExitStatus.USAGE)
-    sys.exit(rc if isinstance(rc, int) else 0)
+    _exit_now(rc if isinstance(rc, int) else 0)
+
+
+def _exit_now(status: int) -> None:
+    """Exit without tearing down the interpreter: freeing a 230,000-rule ruleset object by
+    object takes 0.1-0.2 s that nobody waits for. Output is flushed first; svctrace registers
+    no atexit work."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+    os._exit(status)
 
 
 def _click_errors() -> tuple[type[BaseException], ...]:

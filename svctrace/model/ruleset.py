@@ -109,6 +109,13 @@ class Rule:
 
 
 RawRule = tuple[int, str, "tuple[int, int] | None"]     # (line, text, counters)
+Segment = tuple[int, int, int]          # (start, end) character offsets, first line number
+
+
+def _segment_raw(text: str, segment: Segment) -> Iterator[RawRule]:
+    start, end, first = segment
+    lines = text[start:end - 1].split("\n")
+    return zip(range(first, first + len(lines)), lines, repeat(None))
 
 
 class Chain:
@@ -118,7 +125,7 @@ class Chain:
     (line, text, counters) tuples, `rules` gives Rule objects; both are built once, per chain.
     """
 
-    __slots__ = ("name", "table", "policy", "line", "source", "family", "parser", "_lines",
+    __slots__ = ("name", "table", "policy", "line", "source", "family", "parser", "_text",
                  "_segments", "_raw", "_rules")
 
     def __init__(self, name: str, table: str, policy: str | None = None, line: int = 0,
@@ -126,8 +133,8 @@ class Chain:
                  parser: Callable[[Rule], ParsedRule] | None = None) -> None:
         self.name, self.table, self.policy, self.line = name, table, policy, line
         self.source, self.family, self.parser = source, family, parser
-        self._lines: list[str] = []
-        self._segments: list[tuple[int, int]] = []      # (start, stop) indexes into _lines
+        self._text = ""
+        self._segments: list[Segment] = []
         self._raw: list[RawRule] | None = None
         self._rules: list[Rule] | None = None
 
@@ -146,14 +153,14 @@ class Chain:
     def builtin(self) -> bool:
         return self.policy is not None
 
-    def add_segment(self, lines: list[str], start: int, stop: int) -> None:
-        """Rules `lines[start:stop]`: the dump's lines, so the first is on line start + 1."""
+    def add_segment(self, text: str, segment: Segment) -> None:
+        """Rules `text[start:end]` (whole lines, each ending in a newline), the first of them
+        on line `first` of the dump."""
         if self._raw is not None:
-            self._raw.extend(zip(range(start + 1, stop + 1), lines[start:stop],
-                                 repeat(None)))
+            self._raw.extend(_segment_raw(text, segment))
         else:
-            self._lines = lines
-            self._segments.append((start, stop))
+            self._text = text
+            self._segments.append(segment)
         self._rules = None
 
     @property
@@ -162,9 +169,8 @@ class Chain:
         restore commands (-I, -F) before anyone has asked for `rules`."""
         if self._raw is None:
             raw: list[RawRule] = []
-            lines = self._lines
-            for start, stop in self._segments:
-                raw.extend(zip(range(start + 1, stop + 1), lines[start:stop], repeat(None)))
+            for segment in self._segments:
+                raw.extend(_segment_raw(self._text, segment))
             self._raw = raw
             self._segments = []
         return self._raw
@@ -182,16 +188,13 @@ class Chain:
         """The rules' text only, without building tuples or Rule objects."""
         if self._raw is not None:
             return [t for _, t, _ in self._raw]
-        lines = self._lines
-        if len(self._segments) == 1:
-            start, stop = self._segments[0]
-            return lines[start:stop]
-        return [t for start, stop in self._segments for t in lines[start:stop]]
+        text = self._text
+        return [t for start, end, _ in self._segments for t in text[start:end - 1].split("\n")]
 
     def __len__(self) -> int:
         if self._raw is not None:
             return len(self._raw)
-        return sum(stop - start for start, stop in self._segments)
+        return sum(self._text.count("\n", start, end) for start, end, _ in self._segments)
 
 
 class ChainMap(Mapping[str, Chain]):
@@ -206,8 +209,8 @@ class ChainMap(Mapping[str, Chain]):
         self.table, self.source, self.parser = table, source, parser
         self.family = 4
         self.declared: dict[str, tuple[int, str | None]] = {}    # name → (line, policy)
-        self.lines: list[str] = []                                # the dump, split in lines
-        self.pending: dict[str, list[tuple[int, int]]] = {}      # name → [(start, stop)]
+        self.text = ""                                            # the dump
+        self.pending: dict[str, list[Segment]] = {}              # name → rule segments
         self.built: dict[str, Chain] = {}
 
     def __getitem__(self, name: str) -> Chain:
@@ -218,7 +221,7 @@ class ChainMap(Mapping[str, Chain]):
         chain = Chain(name, self.table, policy, line, self.source, self.family, self.parser)
         segments = self.pending.pop(name, None)
         if segments is not None:
-            chain._lines, chain._segments = self.lines, segments
+            chain._text, chain._segments = self.text, segments
         self.built[name] = chain
         return chain
 
@@ -240,13 +243,13 @@ class ChainMap(Mapping[str, Chain]):
     def declare(self, name: str, line: int, policy: str | None) -> None:
         self.declared[name] = (line, policy)
 
-    def add_segment(self, name: str, start: int, stop: int) -> None:
-        """Rules `lines[start:stop]` (0-based indexes into `lines`) belong to chain `name`."""
+    def add_segment(self, name: str, segment: Segment) -> None:
+        """Rules of chain `name` at `segment` of the dump's text."""
         chain = self.built.get(name)
         if chain is not None:
-            chain.add_segment(self.lines, start, stop)
+            chain.add_segment(self.text, segment)
         else:
-            self.pending.setdefault(name, []).append((start, stop))
+            self.pending.setdefault(name, []).append(segment)
 
     def remove(self, name: str) -> None:
         self.declared.pop(name, None)

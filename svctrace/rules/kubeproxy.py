@@ -665,7 +665,7 @@ def map_service_ports(ruleset: Ruleset, names: Mapping[str, str],
     sub = Ruleset(source=ruleset.source, family=ruleset.family, backend=ruleset.backend)
     for tname, table in ruleset.tables.items():
         chains = ChainMap(tname, table.chains.source, table.chains.parser)
-        chains.lines, chains.family = table.chains.lines, table.chains.family
+        chains.text, chains.family = table.chains.text, table.chains.family
         sub.tables[tname] = Table(tname, table.family, chains, table.line)
         wanted = [n for n in table.chains if n in own]
         for name in table.chains:
