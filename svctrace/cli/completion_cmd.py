@@ -37,9 +37,6 @@ INSTALL = {
 
 
 def register(app: typer.Typer) -> None:
-    # typer renders --help with rich unless told otherwise; rich costs ~100 ms of start-up
-    # and --help must stay cheap (issue 5). Plain click help reads the same.
-    app.rich_markup_mode = None
     app.command("completion", help=HELP)(completion)
     app.command("__complete", hidden=True, add_help_option=False,
                 context_settings={"ignore_unknown_options": True,

@@ -21,6 +21,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # typer renders --help with rich unless told otherwise; rich costs ~100 ms of start-up and
+    # --help must stay cheap. Plain click help reads the same.
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 

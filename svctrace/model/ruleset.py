@@ -214,22 +214,25 @@ class ChainMap(Mapping[str, Chain]):
         self.built: dict[str, Chain] = {}
 
     def __getitem__(self, name: str) -> Chain:
-        chain = self.built.get(name)
-        if chain is not None:
-            return chain
-        line, policy = self.declared[name]
-        chain = Chain(name, self.table, policy, line, self.source, self.family, self.parser)
-        segments = self.pending.pop(name, None)
-        if segments is not None:
-            chain._text, chain._segments = self.text, segments
-        self.built[name] = chain
+        chain = self.get(name)
+        if chain is None:
+            raise KeyError(name)
         return chain
 
     def get(self, name: str, default: Chain | None = None) -> Chain | None:  # type: ignore[override]
         chain = self.built.get(name)
         if chain is not None:
             return chain
-        return self[name] if name in self.declared else default
+        entry = self.declared.get(name)
+        if entry is None:
+            return default
+        chain = Chain(name, self.table, entry[1], entry[0], self.source, self.family,
+                      self.parser)
+        segments = self.pending.pop(name, None)
+        if segments is not None:
+            chain._text, chain._segments = self.text, segments
+        self.built[name] = chain
+        return chain
 
     def __contains__(self, name: object) -> bool:
         return name in self.declared

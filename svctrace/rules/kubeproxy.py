@@ -492,7 +492,7 @@ class _Mapper:
         Rule objects unless a line needs the parser.
         """
         remaining = 1.0
-        for index, (_, text, _) in enumerate(chain.raw):
+        for index, text in enumerate(chain.texts()):
             target, head = _raw_jump(text)
             fields = None
             if target is None:
@@ -517,7 +517,7 @@ class _Mapper:
                     try:
                         p = _KERNEL_P[printed] = kernel_probability(printed)
                     except ValueError as err:
-                        b.warnings.append(f"{chain.source}:{chain.raw[index][0]}: {err}; "
+                        b.warnings.append(f"{chain.rules[index].location}: {err}; "
                                           "endpoint share unknown")
                         p = 0.0
                 share = remaining * p
@@ -526,7 +526,7 @@ class _Mapper:
             address, hairpin, affinity = self.read_sep(sep) if sep is not None else \
                 (None, False, False)
             if sep is None:
-                b.warnings.append(f"{chain.source}:{chain.raw[index][0]}: jump to missing "
+                b.warnings.append(f"{chain.rules[index].location}: jump to missing "
                                   f"chain {target}")
             else:
                 b.chain_objects.append(sep)
@@ -543,17 +543,17 @@ class _Mapper:
     @staticmethod
     def read_sep(chain: Chain) -> tuple[str | None, bool, bool]:
         """A KUBE-SEP chain's (DNAT address, hairpin masquerade, affinity --set)."""
-        raw = chain.raw
-        if len(raw) == 2:               # kube-proxy's shape: hairpin rule, then DNAT
-            text = raw[1][1]
+        texts = chain.texts()
+        if len(texts) == 2:             # kube-proxy's shape: hairpin rule, then DNAT
+            text = texts[1]
             k = text.rfind(_DNAT)
             rest = text[k + 26:]
-            if (k >= 0 and raw[0][1].endswith(_JUMP_MASQ) and " " not in rest
+            if (k >= 0 and texts[0].endswith(_JUMP_MASQ) and " " not in rest
                     and '"' not in rest and "\\" not in text):
                 return rest, True, " --set " in (
                     _unquoted_head(text[:k]) if '"' in text else text)
         address, hairpin, affinity = None, False, False
-        for i, (_, text, _) in enumerate(raw):
+        for i, text in enumerate(texts):
             if text.endswith(_JUMP_MASQ):          # exact: a quoted string would end in '"'
                 hairpin = True
                 continue
