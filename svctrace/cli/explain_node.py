@@ -28,23 +28,42 @@ SKIPPED = ("rule steps skipped: no rules source (give --rules FILE, run on a nod
 def explain_node_side(report: ExplainReport, view: ServiceView, opts: ExplainOptions) -> None:
     """Add rules, drift, traces, the verdict and node findings to the report."""
     from svctrace.diagnose.node import explain_node, verdict
+    from svctrace.packets import ScapyWorker
     from svctrace.render.node import node_dict, node_renderables
 
-    node_input = load_node_input(view, opts, report.notes)
-    if node_input is None:
-        report.notes.append(SKIPPED)
-        report.data["verdict"] = verdict(report.cluster, None)
-        return
-    node_ex = explain_node(report.cluster, node_input)
+    worker = ScapyWorker()         # scapy's import overlaps reading the rules
+    try:
+        node_input = load_node_input(view, opts, report.notes)
+        if node_input is None:
+            report.notes.append(SKIPPED)
+            report.data["verdict"] = verdict(report.cluster, None)
+            return
+        node_ex = explain_node(report.cluster, node_input)
+        packets = scapy_packets(worker, node_ex)
+    finally:
+        worker.close()
     report.findings.extend(node_ex.findings)
     report.notes.extend(node_ex.notes)
-    report.data.update(node_dict(node_ex, report.cluster))
+    report.data.update(node_dict(node_ex, report.cluster, packets))
     report.data["verdict"] = verdict(report.cluster, node_ex)
     report.sections.extend(node_renderables(node_ex, report.cluster, raw=opts.raw,
-                                            wide=opts.output == "wide"))
+                                            wide=opts.output == "wide", packets=packets))
     if opts.probe:
         from svctrace.cli.probe import probe_report
         probe_report(report, node_ex)
+
+
+def scapy_packets(worker: object, node_ex: object) -> list[str]:
+    """The scapy packet of every trace (its one-line summary), built by the worker."""
+    from svctrace.diagnose.node import NodeExplanation
+    from svctrace.packets import ScapyWorker
+
+    assert isinstance(worker, ScapyWorker) and isinstance(node_ex, NodeExplanation)
+    specs = [(str(p.src), str(p.dst), p.protocol, p.sport, p.dport)
+             for p in (t.trace.packet for t in node_ex.traces)]
+    if not specs:
+        return []
+    return [b.get("summary") or b.get("error", "") for b in worker.build(specs)]
 
 
 def load_node_input(view: ServiceView, opts: ExplainOptions,

@@ -41,24 +41,28 @@ def health(ex: ClusterExplanation, destination: str | None) -> dict[str, Any] | 
             "state": state}
 
 
-def trace_entry_dict(t: EntryTrace, ex: ClusterExplanation) -> dict[str, Any]:
+def trace_entry_dict(t: EntryTrace, ex: ClusterExplanation,
+                     packet: str | None = None) -> dict[str, Any]:
     outcomes = []
     for o in t.trace.outcomes:
         d = outcome_dict(o)
         d["health"] = health(ex, o.destination)
         outcomes.append(d)
     return {"entry": t.entry, "servicePort": t.port, "client": t.client, "source": t.source,
-            "destination": t.destination, "expectReach": t.expect_reach, "outcomes": outcomes}
+            "destination": t.destination, "expectReach": t.expect_reach, "scapy": packet,
+            "outcomes": outcomes}
 
 
-def node_dict(node: NodeExplanation, ex: ClusterExplanation) -> dict[str, Any]:
+def node_dict(node: NodeExplanation, ex: ClusterExplanation,
+              packets: list[str] | None = None) -> dict[str, Any]:
     """The keys explain's JSON gains from the node side."""
     return {
         "rules": {"source": list(node.how),
                   "servicePorts": [chains_dict(c) for c in node.chains]},
         "drift": [{"kind": d.kind, "servicePort": d.port, "detail": d.detail}
                   for d in node.drift],
-        "traces": [trace_entry_dict(t, ex) for t in node.traces],
+        "traces": [trace_entry_dict(t, ex, p) for t, p in
+                   zip(node.traces, packets or [None] * len(node.traces), strict=True)],
     }
 
 
@@ -93,13 +97,15 @@ def _chain_tree(c: ServiceChains, raw: bool, wide: bool) -> Any:
     return tree
 
 
-def _trace_tree(t: EntryTrace, ex: ClusterExplanation) -> Any:
+def _trace_tree(t: EntryTrace, ex: ClusterExplanation, packet: str | None) -> Any:
     from rich.text import Text
     from rich.tree import Tree
 
     want = "" if t.expect_reach else " (outside loadBalancerSourceRanges: should be dropped)"
     tree = Tree(Text.assemble((f"{t.entry} ", "bold"), f"{t.destination} from {t.client} "
                               f"{t.source}{want}"))
+    if packet:
+        tree.add(Text(f"packet: {packet}", style="dim"))
     for o in t.trace.outcomes:
         h = health(ex, o.destination)
         extra = ""
@@ -114,7 +120,7 @@ def _trace_tree(t: EntryTrace, ex: ClusterExplanation) -> Any:
 
 
 def node_renderables(node: NodeExplanation, ex: ClusterExplanation, raw: bool = False,
-                     wide: bool = False) -> list[Any]:
+                     wide: bool = False, packets: list[str] | None = None) -> list[Any]:
     from rich.console import Group
     from rich.panel import Panel
     from rich.text import Text
@@ -132,7 +138,9 @@ def node_renderables(node: NodeExplanation, ex: ClusterExplanation, raw: bool = 
                                           for d in node.drift), style="red"),
                            title="Drift (API vs rules)", title_align="left", expand=False))
     if node.traces:
-        parts.append(Panel(Group(*[_trace_tree(t, ex) for t in node.traces]),
+        shown = packets or [None] * len(node.traces)
+        parts.append(Panel(Group(*[_trace_tree(t, ex, p) for t, p in
+                                   zip(node.traces, shown, strict=True)]),
                            title="Traces (one synthetic packet per entry point)",
                            title_align="left", expand=False))
     return parts
