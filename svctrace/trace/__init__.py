@@ -1,1 +1,1 @@
-"""The evaluator: hooks in kernel order, one small function per match and per target (model only)."""
+"""The evaluator: hooks in kernel order, one function per match and per target (model only)."""
