@@ -40,7 +40,9 @@ def read_rules_through_exec(conn: Connection, node: str) -> tuple[str, str]:
     where = f"{KUBE_PROXY_NAMESPACE}/{pod} on node {node}"
     if status is not None and status.get("status") != "Success":
         reason = status.get("message") or stderr.strip() or "failed"
-        raise RulesError(f"iptables-save in {where} failed: {reason}")
+        said = stderr.strip().splitlines()
+        raise RulesError(f"iptables-save in {where} failed: {reason}",
+                         f"it said: {said[-1]}" if said else None)
     if not stdout.strip():
         raise RulesError(f"iptables-save in {where} printed nothing",
                          stderr.strip() or "is kube-proxy running in iptables mode there?")
@@ -52,35 +54,84 @@ def _exec(conn: Connection, pod: str, command: list[str]) -> tuple[str, str, dic
     from kubernetes.stream import stream
     from websocket import WebSocketException
 
+    where = f"{KUBE_PROXY_NAMESPACE}/{pod}"
     try:
+        # binary: frames are decoded once at the end, not one by one (a frame boundary may
+        # split a UTF-8 character of a rule comment)
         resp = stream(conn.core().connect_get_namespaced_pod_exec, pod, KUBE_PROXY_NAMESPACE,
                       command=command, stdin=False, stdout=True, stderr=True, tty=False,
-                      _preload_content=False, _request_timeout=conn.timeout)
-    except ApiException as err:
-        if err.status == 403:
-            raise ClusterError(f"access denied: cannot create pods/exec in namespace "
-                               f'"{KUBE_PROXY_NAMESPACE}" (403 Forbidden)',
-                               "--node needs create on pods/exec in kube-system; or run "
-                               "iptables-save on the node and pass --rules FILE") from None
-        raise ClusterError(f"exec in {KUBE_PROXY_NAMESPACE}/{pod} failed: {err.status} "
-                           f"{err.reason}") from None
+                      binary=True, _preload_content=False, _request_timeout=conn.timeout)
+    except (ApiException, WebSocketException, OSError, AttributeError) as err:
+        # The client's websocket_call turns every failure, a refused upgrade (403…) included,
+        # into ApiException(status=0) without a body, on which ApiClient then fails with
+        # AttributeError; the handshake's status and Status body are in the exception chain.
+        raise _exec_error(err, where) from None
+    try:
+        return _collect(resp, conn.timeout, where)
     except (WebSocketException, OSError) as err:
-        raise ClusterError(f"exec in {KUBE_PROXY_NAMESPACE}/{pod} failed: {err}") from None
-    return _collect(resp, conn.timeout)
+        raise ClusterError(f"exec in {where} failed: the connection was lost "
+                           f"({type(err).__name__})") from None
 
 
-def _collect(resp: Any, timeout: float) -> tuple[str, str, dict | None]:
-    out: list[str] = []
-    err: list[str] = []
+def _exec_error(err: BaseException, where: str) -> ClusterError:
+    """The ClusterError for an exec that could not start; re-raises what is not the client's."""
+    from kubernetes.client.exceptions import ApiException
+    from websocket import WebSocketBadStatusException, WebSocketException
+
+    chain = [err]
+    while (nxt := chain[-1].__cause__ or chain[-1].__context__) and nxt not in chain:
+        chain.append(nxt)
+    if not any(isinstance(e, ApiException | WebSocketException | OSError) for e in chain):
+        raise err                                   # not the client's failure: our own bug
+    bad = next((e for e in chain if isinstance(e, WebSocketBadStatusException)), None)
+    api = next((e for e in chain if isinstance(e, ApiException) and e.status), None)
+    status, body = ((bad.status_code, bad.resp_body) if bad is not None
+                    else (api.status, api.body) if api is not None else (0, None))
+    if status == 403:
+        return ClusterError(f"access denied: cannot create pods/exec in namespace "
+                            f'"{KUBE_PROXY_NAMESPACE}" (403 Forbidden)',
+                            "--node needs create on pods/exec in kube-system; or run "
+                            "iptables-save on the node and pass --rules FILE")
+    if status:
+        message = _status_message(body)
+        return ClusterError(f"exec in {where} failed: the API server answered {status}"
+                            + (f": {message}" if message else ""))
+    text = str(chain[-1]).strip().splitlines()
+    return ClusterError(f"exec in {where} failed: {type(chain[-1]).__name__}"
+                        + (f": {text[0]}" if text else ""))
+
+
+def _status_message(body: Any) -> str:
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    if not body:
+        return ""
+    try:
+        return str(json.loads(body).get("message") or "")
+    except (ValueError, AttributeError):
+        return str(body).strip().splitlines()[0]
+
+
+def _collect(resp: Any, timeout: float, where: str) -> tuple[str, str, dict | None]:
+    import time
+
+    limit = max(timeout, 1.0)
+    out: list[bytes] = []
+    err: list[bytes] = []
     while resp.is_open():
-        resp.update(timeout=max(timeout, 1.0))
+        began = time.monotonic()
+        resp.update(timeout=limit)
+        if resp.is_open() and time.monotonic() - began >= limit:
+            resp.close(timeout=0)        # no waiting for the silent side's close frame
+            raise ClusterError(f"exec in {where}: no output for {limit:g}s",
+                               "check the node, or raise --request-timeout")
         if resp.peek_stdout():
             out.append(resp.read_stdout())
         if resp.peek_stderr():
             err.append(resp.read_stderr())
-    out.append(resp.read_stdout() or "")
-    err.append(resp.read_stderr() or "")
-    raw_status = resp.read_channel(3)
+    out.append(resp.read_stdout() or b"")
+    err.append(resp.read_stderr() or b"")
+    raw_status = (resp.read_channel(3) or b"").decode("utf-8", "replace")
     resp.close()
     status = None
     if raw_status:
@@ -88,4 +139,5 @@ def _collect(resp: Any, timeout: float) -> tuple[str, str, dict | None]:
             status = json.loads(raw_status)
         except ValueError:
             status = {"status": "Failure", "message": raw_status}
-    return "".join(out), "".join(err), status
+    return (b"".join(out).decode("utf-8", "replace"), b"".join(err).decode("utf-8", "replace"),
+            status)

@@ -4,14 +4,22 @@ Real HTTPS (a self-signed certificate made with the openssl CLI), HTTP/1.1 keep-
 real-format objects: list items come back without kind/apiVersion, errors as Status objects,
 as kube-apiserver sends them. Label and field selectors are URL-decoded and applied. Every
 request is recorded, and any path can be made to fail (401/403/404/500…) or to be slow.
+
+`pods/{name}/exec` speaks the exec protocol the way kube-apiserver does: an RFC 6455 websocket
+upgrade negotiating a channel.k8s.io subprotocol, then binary frames whose first byte is the
+channel (1 stdout, 2 stderr, 3 the final Status), then a close frame. What each pod's command
+prints and how it exits is set with `on_exec`; refusals (403…) answer the upgrade request
+itself with a Status, as the real server does.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import ssl
+import struct
 import subprocess
 import threading
 import time
@@ -20,6 +28,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+EXEC_ROUTE = re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/pods/(?P<pod>[^/]+)/exec$")
+# kube-apiserver's preference order (v5 first since 1.30); `channel.k8s.io` is v1
+CHANNEL_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io", "v3.channel.k8s.io",
+                     "v2.channel.k8s.io", "channel.k8s.io")
 
 GROUP_PATHS = {"Service": "/api/v1", "Pod": "/api/v1", "Node": "/api/v1",
                "EndpointSlice": "/apis/discovery.k8s.io/v1"}
@@ -64,13 +78,25 @@ def match_labels(selector: str, labels: dict[str, str]) -> bool:
     return True
 
 
+def field_value(obj: dict[str, Any], path: str) -> str:
+    """A field selector's value of `obj` (`spec.nodeName`, `status.phase`…); "" when absent."""
+    value: Any = obj
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return "" if value is None else str(value)
+
+
 def match_fields(selector: str, obj: dict[str, Any]) -> bool:
+    """Field selector (`a=b,c==d,e!=f`) over dotted paths, as the API server applies it."""
     for term in filter(None, selector.split(",")):
-        key, value = term.split("=", 1)
-        if key == "metadata.name" and obj["metadata"]["name"] != value:
-            return False
-        if key == "metadata.namespace" and obj["metadata"].get("namespace") != value:
-            return False
+        if "!=" in term:
+            key, value = term.split("!=", 1)
+            if field_value(obj, key) == value:
+                return False
+        else:
+            key, value = re.split(r"==?", term, maxsplit=1)
+            if field_value(obj, key) != value:
+                return False
     return True
 
 
@@ -84,8 +110,45 @@ def status_body(code: int, message: str) -> dict[str, Any]:
 class Request:
     method: str
     path: str
-    query: dict[str, str]
+    query: dict[str, str]            # the last value of each parameter
     headers: dict[str, str]
+    raw_query: str = ""              # as sent (repeated parameters such as exec's `command`)
+
+    def query_all(self, name: str) -> list[str]:
+        """Every value of a query parameter, in order (`command=a&command=b` → [a, b])."""
+        return parse_qs(self.raw_query, keep_blank_values=True).get(name, [])
+
+
+@dataclass
+class ExecScript:
+    """What a command run through exec does: its output (sent in frames of at most `chunk`
+    bytes, stdout and stderr interleaved as given) and its exit code (non-zero: a Failure
+    Status with reason NonZeroExitCode, as the kubelet reports it)."""
+
+    stdout: bytes = b""
+    stderr: bytes = b""
+    exit_code: int = 0
+    chunk: int = 4096
+    message: str | None = None       # a Failure without an exit code (e.g. exec not possible)
+    stall: float = 0.0               # seconds of silence after stdout, before the rest
+    hang_up: bool = False            # drop the connection after stdout: no status, no close
+
+    def frames(self, command: list[str]) -> list[tuple[int, bytes]]:
+        out = [(1, self.stdout[i:i + self.chunk]) for i in range(0, len(self.stdout), self.chunk)]
+        err = [(2, self.stderr[i:i + self.chunk]) for i in range(0, len(self.stderr), self.chunk)]
+        return [*out, *err, (3, json.dumps(self.status(command)).encode())]
+
+    def status(self, command: list[str]) -> dict[str, Any]:
+        if self.message is None and self.exit_code == 0:
+            return {"metadata": {}, "status": "Success"}
+        if self.message is not None:
+            return {"metadata": {}, "status": "Failure", "message": self.message,
+                    "reason": "InternalError", "code": 500}
+        return {"metadata": {}, "status": "Failure",
+                "message": f"command terminated with non-zero exit code: error executing "
+                           f"command [{' '.join(command)}], exit code {self.exit_code}",
+                "reason": "NonZeroExitCode",
+                "details": {"causes": [{"reason": "ExitCode", "message": str(self.exit_code)}]}}
 
 
 @dataclass
@@ -99,6 +162,9 @@ class FakeApiServer:
     requests: list[Request] = field(default_factory=list)
     faults: list[tuple[re.Pattern[str], int]] = field(default_factory=list)
     delays: list[tuple[re.Pattern[str], float]] = field(default_factory=list)
+    scripts: dict[tuple[str, str], ExecScript] = field(default_factory=dict)
+    protocols: tuple[str, ...] = CHANNEL_PROTOCOLS      # subprotocols it accepts, preferred first
+    negotiated: list[str] = field(default_factory=list)  # the subprotocol of each exec session
 
     def __post_init__(self) -> None:
         self._by_kind: dict[str, list[dict[str, Any]]] = {}
@@ -115,6 +181,15 @@ class FakeApiServer:
     def slow(self, path_regex: str, seconds: float) -> None:
         """Wait `seconds` before answering requests whose path matches."""
         self.delays.append((re.compile(path_regex), seconds))
+
+    def on_exec(self, namespace: str, pod: str, script: ExecScript) -> None:
+        """What any command exec'd in `namespace/pod` does (the pod must be among the objects;
+        exec in a pod without a script prints nothing and succeeds)."""
+        self.scripts[(namespace, pod)] = script
+
+    @property
+    def exec_requests(self) -> list[Request]:
+        return [r for r in self.requests if EXEC_ROUTE.match(r.path)]
 
     def __enter__(self) -> FakeApiServer:
         cert, key = make_certificate(self.cert_dir)
@@ -175,6 +250,33 @@ class FakeApiServer:
             return 404, status_body(404, "the server could not find the requested resource")
         return self._resource(route["ns"], route["plural"], route["name"], req.query)
 
+    def exec_refusal(self, req: Request, ns: str, pod: str) -> tuple[int, dict[str, Any]] | None:
+        """The error answer to an exec upgrade request, or None to go ahead with it."""
+        for pattern, seconds in self.delays:
+            if pattern.search(req.path):
+                time.sleep(seconds)
+        for pattern, status in self.faults:
+            if pattern.search(req.path):
+                return status, status_body(status, f"injected {status} for {req.path}")
+        if self.token and req.headers.get("authorization") != f"Bearer {self.token}":
+            return 401, status_body(401, "Unauthorized")
+        if not any(o["metadata"]["name"] == pod and o["metadata"].get("namespace") == ns
+                   for o in self._by_kind.get("Pod", [])):
+            return 404, status_body(404, f'pods "{pod}" not found')
+        if req.headers.get("upgrade", "").lower() != "websocket":
+            return 400, status_body(400, "Upgrade request required")
+        if not req.query_all("command"):
+            return 400, status_body(400, "you must specify at least 1 command")
+        offered = req.headers.get("sec-websocket-protocol", "")
+        if offered and self.choose_protocol(offered) is None:
+            return 400, status_body(400, f"unable to upgrade: no supported subprotocol in "
+                                         f"{offered!r}")
+        return None
+
+    def choose_protocol(self, offered: str) -> str | None:
+        wanted = [p.strip() for p in offered.split(",") if p.strip()]
+        return next((p for p in self.protocols if p in wanted), None)
+
     def _resource(self, ns: str | None, plural: str, name: str | None,
                   query: dict[str, str]) -> tuple[int, dict[str, Any]]:
         kind = PLURALS[plural]
@@ -200,6 +302,33 @@ class FakeApiServer:
         return [{"kind": "Namespace", "metadata": {"name": n}} for n in names]
 
 
+def ws_frame(opcode: int, payload: bytes) -> bytes:
+    """One final, unmasked websocket frame (server to client)."""
+    n = len(payload)
+    if n < 126:
+        head = struct.pack("!BB", 0x80 | opcode, n)
+    elif n < 1 << 16:
+        head = struct.pack("!BBH", 0x80 | opcode, 126, n)
+    else:
+        head = struct.pack("!BBQ", 0x80 | opcode, 127, n)
+    return head + payload
+
+
+def read_frame(rfile: Any) -> tuple[int | None, bytes]:
+    """(opcode, unmasked payload) of the next frame; (None, b"") at EOF."""
+    head = rfile.read(2)
+    if len(head) < 2:
+        return None, b""
+    opcode, n = head[0] & 0x0F, head[1] & 0x7F
+    if n == 126:
+        n = struct.unpack("!H", rfile.read(2))[0]
+    elif n == 127:
+        n = struct.unpack("!Q", rfile.read(8))[0]
+    mask = rfile.read(4) if head[1] & 0x80 else b"\0\0\0\0"
+    data = rfile.read(n)
+    return opcode, bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -215,17 +344,87 @@ class _Handler(BaseHTTPRequestHandler):
     api: FakeApiServer
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        req = self._request("GET")
+        if EXEC_ROUTE.match(req.path):
+            self._exec(req)
+            return
+        self._send_json(*self.api.answer(req))
+
+    def do_POST(self) -> None:  # noqa: N802 - exec only (kubectl POSTs it); nothing else
+        req = self._request("POST")
+        if EXEC_ROUTE.match(req.path):
+            self._exec(req)
+            return
+        self._send_json(405, status_body(405, "the server does not allow this method"))
+
+    def _request(self, method: str) -> Request:
         parts = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        req = Request("GET", parts.path, query, {k.lower(): v for k, v in self.headers.items()})
+        req = Request(method, parts.path, query, {k.lower(): v for k, v in self.headers.items()},
+                      parts.query)
         self.api.record(req)
-        status, body = self.api.answer(req)
+        return req
+
+    def _send_json(self, status: int, body: dict[str, Any]) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    # --- exec over a websocket (RFC 6455) ------------------------------------------------
+
+    def _exec(self, req: Request) -> None:
+        route = EXEC_ROUTE.match(req.path)
+        assert route is not None
+        ns, pod = route["ns"], route["pod"]
+        refusal = self.api.exec_refusal(req, ns, pod)
+        if refusal is not None:
+            self._send_json(*refusal)
+            return
+        protocol = self.api.choose_protocol(req.headers.get("sec-websocket-protocol", ""))
+        self.api.negotiated.append(protocol or "")
+        key = req.headers.get("sec-websocket-key", "")
+        accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+        self.send_response(101, "Switching Protocols")
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept)
+        if protocol:
+            self.send_header("Sec-WebSocket-Protocol", protocol)
+        self.end_headers()
+        self.close_connection = True
+        script = self.api.scripts.get((ns, pod), ExecScript())
+        command = req.query_all("command")
+        status = script.status(command)
+        stdout_done = False
+        for channel, payload in script.frames(command):
+            if channel != 1 and not stdout_done:
+                stdout_done = True
+                time.sleep(script.stall)
+                if script.hang_up:
+                    self.connection.close()
+                    return
+            if channel == 3 and protocol not in ("v4.channel.k8s.io", "v5.channel.k8s.io"):
+                # before v4 the error channel carries only a failure's text
+                if status["status"] == "Success":
+                    continue
+                payload = status["message"].encode()
+            self.wfile.write(ws_frame(0x2, bytes([channel]) + payload))
+        self.wfile.write(ws_frame(0x8, struct.pack("!H", 1000)))
+        self._drain_until_close()
+
+    def _drain_until_close(self) -> None:
+        """Read the client's frames (masked) until its close frame, EOF or 2 s of silence."""
+        self.connection.settimeout(2.0)
+        try:
+            while True:
+                opcode, _ = read_frame(self.rfile)
+                if opcode in (None, 0x8):
+                    return
+        except OSError:                  # timeouts included
+            return
 
     def log_message(self, *args: Any) -> None:
         pass
