@@ -100,8 +100,11 @@ class ScapyWorker:
         import os
 
         if self._pid:
+            import signal
+
             os.close(self._send)
             os.close(self._recv)
+            os.kill(self._pid, signal.SIGKILL)     # it may still be importing: don't wait
             os.waitpid(self._pid, 0)
             self._pid = 0
 

@@ -31,6 +31,12 @@ def explain_node_side(report: ExplainReport, view: ServiceView, opts: ExplainOpt
     from svctrace.packets import ScapyWorker
     from svctrace.render.node import node_dict, node_renderables
 
+    _entries(opts.entry)           # bad --entry / --from are usage errors, rules or not
+    _source(view, opts)
+    if not (opts.rules or opts.node or may_read_this_node()):
+        report.notes.append(SKIPPED)
+        report.data["verdict"] = verdict(report.cluster, None)
+        return
     worker = ScapyWorker()         # scapy's import overlaps reading the rules
     try:
         node_input = load_node_input(view, opts, report.notes)
@@ -222,7 +228,7 @@ def _this_node(view: ServiceView, opts: ExplainOptions, notes: list[str], source
     from svctrace.diagnose.node import NodeInput
     from svctrace.rules.node import read_node_rules
 
-    if os.geteuid() != 0 or os.environ.get("SVCTRACE_NO_LOCAL_RULES"):
+    if not may_read_this_node():
         return None
     node_rules = read_node_rules(view_family(view))
     if not node_rules.kube_backends:
@@ -244,6 +250,11 @@ def _this_node(view: ServiceView, opts: ExplainOptions, notes: list[str], source
             tuple(f"{b}: KUBE-SERVICES present" for b in node_rules.kube_backends),
             "sudo iptables-legacy-save | grep -c KUBE; sudo iptables-nft-save | grep -c KUBE"),)
     return NodeInput(node_rules.ruleset, ctx, how, findings, source, entries)
+
+
+def may_read_this_node() -> bool:
+    """Root may read this machine's rules (SVCTRACE_NO_LOCAL_RULES=1 says not to)."""
+    return os.geteuid() == 0 and not os.environ.get("SVCTRACE_NO_LOCAL_RULES")
 
 
 def view_family(view: ServiceView) -> int:
