@@ -1,12 +1,7 @@
-"""Shared fixtures: the real-cluster fixture objects, the stand-in API server over HTTPS,
-kubeconfigs in tmp_path, and a runner for the real CLI in a subprocess."""
+"""Shared fixtures: the stand-in API server over HTTPS and kubeconfigs in tmp_path."""
 
 from __future__ import annotations
 
-import copy
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,29 +10,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from apiserver import FakeApiServer, load_items, make_certificate  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = ROOT / "tests" / "fixtures"
-SCENARIOS = FIXTURES / "rig-v1.36-scenarios" / "api" / "all.json"
-DEMO = FIXTURES / "rig-v1.36" / "api" / "all.json"
-PUB, DEMO_NS = "svctrace-pub", "svctrace-demo"
-
-
-def fixture_items() -> list[dict[str, Any]]:
-    """Both namespaces' objects (deep copies: tests may modify them). Nodes appear once."""
-    items = load_items(SCENARIOS) + [i for i in load_items(DEMO) if i["kind"] != "Node"]
-    return copy.deepcopy(items)
-
-
-def find(items: list[dict], kind: str, name: str, namespace: str | None = None) -> dict:
-    return next(i for i in items if i["kind"] == kind and i["metadata"]["name"] == name
-                and (namespace is None or i["metadata"].get("namespace") == namespace))
-
-
-def kube_list(items: list[dict]) -> dict:
-    return {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""},
-            "items": items}
+from apiserver import FakeApiServer, make_certificate  # noqa: E402
+from clusterkit import PUB, fixture_items  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -71,25 +45,3 @@ def api(items: list[dict], cert_dir: Path) -> Any:
 def kubeconfig(api: FakeApiServer, tmp_path: Path) -> Path:
     """A kubeconfig for `api` whose context defaults to namespace svctrace-pub."""
     return api.kubeconfig(tmp_path / "kubeconfig", namespace=PUB)
-
-
-def run_cli(*args: str, kubeconfig: Path | None = None, home: Path | None = None,
-            stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run `python -m svctrace ARGS` as a user would; no traceback is ever acceptable."""
-    env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "SVCTRACE_DEBUG")}
-    # the cluster half must not depend on this machine's iptables (tests may run as root)
-    env.update(no_proxy="127.0.0.1,localhost", NO_PROXY="127.0.0.1,localhost",
-               SVCTRACE_NO_LOCAL_RULES="1")
-    if kubeconfig:
-        env["KUBECONFIG"] = str(kubeconfig)
-    if home:
-        env["HOME"] = str(home)
-    proc = subprocess.run([sys.executable, "-m", "svctrace", *args], env=env, cwd=ROOT,
-                          capture_output=True, text=True, input=stdin, timeout=60)
-    assert "Traceback" not in proc.stderr, proc.stderr
-    return proc
-
-
-def write_json(path: Path, data: Any) -> Path:
-    path.write_text(json.dumps(data))
-    return path

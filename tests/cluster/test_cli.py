@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from apiserver import FakeApiServer
-from conftest import DEMO, DEMO_NS, PUB, SCENARIOS, run_cli
+from clusterkit import DEMO, DEMO_NS, PUB, SCENARIOS, run_cli
 
 ALL_PUB = ["billing", "dns-cache", "edge", "inventory", "ledger", "mail", "metrics",
            "node-cache", "orders", "queue", "search", "sessions", "storefront"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import DEMO_NS, PUB, find, fixture_items
+from clusterkit import DEMO_NS, PUB, find, fixture_items
 
 from svctrace.cluster.convert import (
     assemble_view,

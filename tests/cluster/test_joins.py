@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 
 import pytest
-from conftest import DEMO_NS, PUB, find, fixture_items
+from clusterkit import DEMO_NS, PUB, find, fixture_items
 from test_findings import view_of
 
 from svctrace.cluster.convert import (

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from apiserver import FakeApiServer
-from conftest import DEMO_NS, PUB, find
+from clusterkit import DEMO_NS, PUB, find
 
 from svctrace.cluster.live import connect, list_names, load_live_view
 from svctrace.diagnose.cluster import explain_cluster

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from apiserver import ExecScript, FakeApiServer, Request, load_items
-from conftest import DEMO, DEMO_NS, FIXTURES, run_cli
+from clusterkit import DEMO, DEMO_NS, FIXTURES, run_cli
 
 from svctrace.cluster.live import connect
 from svctrace.cluster.node_exec import find_kube_proxy_pod, read_rules_through_exec

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import DEMO, PUB, SCENARIOS, find, fixture_items, kube_list
+from clusterkit import DEMO, PUB, SCENARIOS, find, fixture_items, kube_list
 
 from svctrace.cluster.snapshot import (
     parse_snapshot,
