@@ -33,6 +33,11 @@ class Option:
         return " ".join(self.values)
 
 
+def find_option(options: tuple[Option, ...], name: str) -> Option | None:
+    """The first option called `name` (iptables keeps options in the order given)."""
+    return next((opt for opt in options if opt.name == name), None)
+
+
 @dataclass(frozen=True, slots=True)
 class Match:
     """A match module and its options; basic criteria (-s, -d, -p, -i, -o, -f) are module ""."""
@@ -41,10 +46,7 @@ class Match:
     options: tuple[Option, ...]
 
     def get(self, name: str) -> Option | None:
-        for opt in self.options:
-            if opt.name == name:
-                return opt
-        return None
+        return find_option(self.options, name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +58,7 @@ class Target:
     goto: bool = False
 
     def get(self, name: str) -> Option | None:
-        for opt in self.options:
-            if opt.name == name:
-                return opt
-        return None
+        return find_option(self.options, name)
 
 
 @dataclass(frozen=True, slots=True)
