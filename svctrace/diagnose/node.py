@@ -125,6 +125,9 @@ def find_drift(ex: ClusterExplanation, chains: tuple[ServiceChains, ...],
         return []
     out: list[Drift] = []
     by_port = {(c.port_name or "", c.protocol): c for c in chains}
+    local_only = svc.internal_traffic_policy == "Local" and not _externally_accessible(svc)
+    if local_only and node is None:
+        return []          # which endpoints belong in the rules depends on the unknown node
     for port in svc.ports:
         spn = _spn(svc, port)
         expected = expected_endpoints(ex, port, node)
@@ -188,6 +191,9 @@ def entry_traces(svc: Service, node_input: NodeInput, notes: list[str]) -> list[
                 continue
             if node_input.source and client != "disallowed":
                 src = node_input.source
+                dialled = _endpoint_text(dst, dport)
+                if any((t.entry, t.source, t.destination) == (entry, src, dialled) for t in out):
+                    continue           # --src makes the pod and node clients one and the same
             proto = port.protocol.lower()
             packet = make_packet(src, dst, proto if proto in ("tcp", "udp", "sctp") else "tcp",
                                  40000, dport)

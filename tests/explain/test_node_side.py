@@ -199,3 +199,25 @@ def test_targeted_mapping_equals_full_mapping(folder: str) -> None:
             [(f.verdict, f.reason, f.rule.line) for f in c.filter]
         assert [(e.kind, e.rule.line, e.rule.number) for e in one.entries] == \
             [(e.kind, e.rule.line, e.rule.number) for e in c.entries]
+
+
+def test_itp_local_drift_needs_the_node() -> None:
+    """node-cache (iTP=Local, endpoints on node2): node1's rules rightly hold no endpoint;
+    with the node unknown, svctrace cannot say which endpoints belong and claims no drift."""
+    for node in (NODE1, node_context([])):
+        ex, explained = _explain(_api(PUB), PUB / "node1.iptables-save.txt", "node-cache",
+                                 "svctrace-pub", node=node)
+        assert explained.drift == ()
+
+
+def test_src_gives_one_trace_per_entry_point() -> None:
+    state = parse_snapshot((DEMO / "api/all.json").read_text(), "t")
+    ex = explain_cluster(view_from_snapshot(state, "web-np", "svctrace-demo"))
+    rs = parse_iptables_save((DEMO / "node1.iptables-save.txt").read_text(), "r")
+    node = explain_node(ex, NodeInput(rs, NODE1, source="10.244.1.11"))
+    keys = [(t.entry, t.source, t.destination) for t in node.traces]
+    assert len(keys) == len(set(keys))
+    assert {t.entry for t in node.traces} == {"clusterIP", "nodePort"}
+    (cip,) = [t for t in node.traces if t.entry == "clusterIP"]
+    hairpin = [o for o in cip.trace.outcomes if o.destination == "10.244.1.11:8080"]
+    assert hairpin and hairpin[0].masquerade        # the pod reaching itself is masqueraded
