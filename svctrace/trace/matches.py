@@ -80,8 +80,9 @@ def _interface(state: BranchState, which: str) -> str | None | Unknown:
     hook = state.hook
     pkt = state.packet
     if which == "i":
-        if hook is not None and hook.local_out and hook.name in ("OUTPUT", "POSTROUTING"):
-            return None                         # no input device on the way out of the node
+        if hook is not None and hook.local_out:
+            # no input device on the way out; delivered back to the node, it arrives on lo
+            return "lo" if hook.name == "INPUT" else None
         if pkt.in_interface is None:
             return Unknown("input interface (-i) unknown; give --in-interface")
         return pkt.in_interface
