@@ -215,3 +215,14 @@ def test_tracing_terminates(rules: list[tuple[str, str]]) -> None:
         return
     assert t.outcomes
     assert sum(o.probability for o in t.outcomes) == pytest.approx(1.0, abs=1e-8)
+
+
+@pytest.mark.parametrize("rule,verdict", [
+    pytest.param("-A INPUT -i lo -j ACCEPT\n-A INPUT -j DROP", "ACCEPT", id="lo-accepted"),
+    pytest.param("-A INPUT ! -i lo -j ACCEPT\n-A INPUT -j DROP", "DROP", id="not-lo-dropped"),
+])
+def test_local_delivery_arrives_on_lo(rule: str, verdict: str) -> None:
+    t = trace(_filter(rule), "192.168.0.2", "192.168.0.2", 22)
+    assert [o.verdict for o in t.outcomes] == [verdict]
+    assert t.outcomes[0].hook_path == ("OUTPUT", "POSTROUTING", "INPUT")
+    assert not t.outcomes[0].assumptions
