@@ -80,7 +80,7 @@ class _Structure:
         self.text = text
         lineno = 1
         count = text.count
-        declared: dict[str, object] = {}          # the current table's, for the fast path
+        declared: dict[str, tuple[int, str | None]] = {}   # the current table's (fast path)
         pending: dict[str, list[tuple[int, int, int]]] = {}
         for m in _PIECES.finditer(text):
             start, end = m.span()

@@ -391,7 +391,7 @@ class _Mapper:
     def __init__(self, ruleset: Ruleset) -> None:
         self.ruleset = ruleset
         nat = ruleset.tables.get("nat")
-        self.nat: dict[str, Chain] = nat.chains if nat is not None else {}
+        self.nat: Mapping[str, Chain] = nat.chains if nat is not None else {}
         self.by_hash: dict[str, _Builder] = {}
         self.vips: dict[tuple[str, str, int | None], str] = {}
         self.node_ports: dict[tuple[str, int | None], str] = {}
@@ -700,7 +700,7 @@ def infer_pod_cidr(ruleset: Ruleset) -> str | None:
             continue
         if seen and seen.most_common(1)[0][1] >= _POD_CIDR_VOTES:
             break           # a big node has 10,000 such chains; a few agreeing votes suffice
-        chain = nat.chains[name]
+        chain = nat.chains[name]  # type: ignore[union-attr]  # nat is set: the loop ran
         for rule in chain.rules[:1] if role[0] != "ext" else chain.rules:
             src = _fields(rule).get("s")
             if src is None:
