@@ -22,13 +22,19 @@ class Environment:
             return False
         return self.stdout.isatty()
 
-    def console(self) -> Any:
-        """A rich Console on stdout (imported here: rich is not needed for --help or TAB)."""
+    def console(self, piped_width: int = 250) -> Any:
+        """A rich Console on stdout (imported here: rich is not needed for --help or TAB).
+
+        Piped or redirected output is not cropped to 80 columns: it gets `piped_width`
+        columns unless COLUMNS says otherwise."""
         from rich.console import Console
         color = self.use_color()
-        return Console(file=self.stdout, force_terminal=color, no_color=not color,
-                       color_system="auto" if color else None, highlight=False,
-                       soft_wrap=not self.stdout.isatty())
+        console = Console(file=self.stdout, force_terminal=color, no_color=not color,
+                          color_system="auto" if color else None, highlight=False,
+                          soft_wrap=not self.stdout.isatty())
+        if not self.stdout.isatty() and "COLUMNS" not in os.environ:
+            console.width = piped_width
+        return console
 
     def note(self, text: str) -> None:
         """A diagnostic line on stderr (suppressed by -q)."""

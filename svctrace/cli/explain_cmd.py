@@ -209,7 +209,6 @@ def emit(report: ExplainReport, opts: ExplainOptions, env: Environment) -> int:
 
 
 def _print_text(report: ExplainReport, opts: ExplainOptions, env: Environment) -> None:
-    import os
     from datetime import UTC, datetime
 
     from svctrace.render.cluster import cluster_renderables, findings_renderable
@@ -217,8 +216,6 @@ def _print_text(report: ExplainReport, opts: ExplainOptions, env: Environment) -
     now = (datetime.fromisoformat(observed.replace("Z", "+00:00")) if observed
            else datetime.now(UTC))
     console = env.console()
-    if not env.stdout.isatty() and "COLUMNS" not in os.environ:
-        console.width = 250      # piped: don't truncate names to 80 columns
     parts = cluster_renderables(report.cluster, wide=opts.output == "wide", now=now)
     if report.data.get("verdict"):
         from rich.text import Text

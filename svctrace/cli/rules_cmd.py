@@ -126,7 +126,5 @@ def write(env: Environment, services: list[ServiceChains], fmt: str, source: str
         else:
             env.write_yaml(data)
         return
-    console = env.console()
-    if not env.stdout.isatty():
-        console.width = 4096        # a pipe or file: never crop rule text to 80 columns
+    console = env.console(piped_width=4096)    # a pipe or file: never crop rule text
     console.print(render.services_tree(services, wide=fmt == "wide"))

@@ -76,6 +76,7 @@ def run_trace(env: Environment, *, dst: str, rules: str | None, src: str | None,
     from svctrace.model.trace import node_context
     from svctrace.packets import ScapyWorker
     from svctrace.render.trace import trace_dict
+    from svctrace.rules.kubeproxy import service_port_of
     from svctrace.rules.sources import load_ruleset
     from svctrace.trace.engine import trace_packet
 
@@ -94,14 +95,16 @@ def run_trace(env: Environment, *, dst: str, rules: str | None, src: str | None,
     except ValueError as err:
         raise UsageError(f"--local-ip: {err}") from None
     trace = trace_packet(packet, ruleset, node)
+    services = [service_port_of(o.path) for o in trace.outcomes]
     if output in ("json", "yaml"):
-        doc = trace_dict(trace, ruleset.source, summary)
+        doc = trace_dict(trace, ruleset.source, summary, services)
         env.write_json(doc) if output == "json" else env.write_yaml(doc)
         return
-    _print_text(env, trace, summary, output == "wide")
+    _print_text(env, trace, summary, output == "wide", services)
 
 
-def _print_text(env: Environment, trace: object, summary: str, wide: bool) -> None:
+def _print_text(env: Environment, trace: object, summary: str, wide: bool,
+                services: list[str | None]) -> None:
     from rich.text import Text
 
     from svctrace.render.trace import render_outcomes
@@ -110,4 +113,4 @@ def _print_text(env: Environment, trace: object, summary: str, wide: bool) -> No
     console.print(Text.assemble(("packet ", "bold"), summary))
     local = ", ".join(str(n) for n in trace.node.local) or "none given"  # type: ignore[attr-defined]
     console.print(Text(f"node local addresses: {local} (plus 127.0.0.0/8, ::1)", style="dim"))
-    console.print(render_outcomes(trace, wide))  # type: ignore[arg-type]
+    console.print(render_outcomes(trace, wide, services))  # type: ignore[arg-type]

@@ -25,8 +25,9 @@ def step_dict(step: Step) -> dict[str, Any]:
     return d
 
 
-def outcome_dict(o: Outcome) -> dict[str, Any]:
+def outcome_dict(o: Outcome, service_port: str | None = None) -> dict[str, Any]:
     return {
+        "servicePort": service_port,
         "probability": o.probability,
         "verdict": o.verdict,
         "destination": o.destination,
@@ -39,11 +40,8 @@ def outcome_dict(o: Outcome) -> dict[str, Any]:
     }
 
 
-def outcomes_list(trace: Trace) -> list[dict[str, Any]]:
-    return [outcome_dict(o) for o in trace.outcomes]
-
-
-def trace_dict(trace: Trace, source: str, scapy_summary: str | None = None) -> dict[str, Any]:
+def trace_dict(trace: Trace, source: str, scapy_summary: str | None = None,
+               service_ports: list[str | None] | None = None) -> dict[str, Any]:
     """The `svctrace trace -o json` document."""
     pkt = packet_dict(trace.packet)
     pkt["scapy"] = scapy_summary
@@ -53,7 +51,9 @@ def trace_dict(trace: Trace, source: str, scapy_summary: str | None = None) -> d
         "node": {"name": trace.node.name,
                  "localAddresses": sorted(str(n) for n in trace.node.local)},
         "packet": pkt,
-        "outcomes": outcomes_list(trace),
+        "outcomes": [outcome_dict(o, s) for o, s in
+                     zip(trace.outcomes, service_ports or [None] * len(trace.outcomes),
+                         strict=True)],
     }
 
 
@@ -74,14 +74,17 @@ def outcome_headline(o: Outcome) -> str:
 _VERDICT_STYLE = {"ACCEPT": "green", "DROP": "red", "REJECT": "red"}
 
 
-def render_outcomes(trace: Trace, wide: bool = False) -> Any:
+def render_outcomes(trace: Trace, wide: bool = False,
+                    service_ports: list[str | None] | None = None) -> Any:
     """A rich Tree per outcome: hook → table/chain → the rules the packet passed."""
     from rich.text import Text
     from rich.tree import Tree
 
     root = Tree(Text(f"{len(trace.outcomes)} outcome(s)", style="bold"))
-    for o in trace.outcomes:
-        node = root.add(Text(outcome_headline(o), style=_VERDICT_STYLE.get(o.verdict, "")))
+    for o, spn in zip(trace.outcomes, service_ports or [None] * len(trace.outcomes),
+                      strict=True):
+        via = f"  (service port {spn})" if spn else ""
+        node = root.add(Text(outcome_headline(o) + via, style=_VERDICT_STYLE.get(o.verdict, "")))
         for step in o.path:
             node.add(_step_text(step, wide))
         for a in o.assumptions:

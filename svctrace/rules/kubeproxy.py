@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
+from svctrace.errors import RulesError
 from svctrace.model.kubeproxy import (
     EndpointChain,
     EntryRule,
@@ -29,6 +30,8 @@ from svctrace.model.kubeproxy import (
     ServiceChains,
 )
 from svctrace.model.ruleset import Chain, ChainMap, Rule, Ruleset, Table
+from svctrace.model.trace import Step
+from svctrace.rules.iptables_save import parse_rule_text
 from svctrace.rules.ruletext import (  # noqa: F401 - _parsed_fields: tests compare both readers
     Fields,
     _condition,
@@ -511,6 +514,32 @@ def map_service_ports(ruleset: Ruleset, names: Mapping[str, str],
                 if target.startswith("KUBE-SEP-") and target in table.chains:
                     chains.add_built(table.chains[target])
     return [c for c in map_services(sub, names) if c.hash in names]
+
+
+_ENTRY_KINDS = {"clusterIP", "externalIP", "loadBalancerIP", "plain"}
+
+
+def service_port_of(path: Iterable[Step]) -> str | None:
+    """The service port a traced packet was handled for: the comment of the kube-proxy entry
+    rule it matched (KUBE-SERVICES / KUBE-NODEPORTS keep their comments in large clusters);
+    else the hash of the first KUBE-SVC/SVL/EXT/FW chain it entered."""
+    chain_hash_seen = None
+    for step in path:
+        if step.chain in ("KUBE-SERVICES", "KUBE-NODEPORTS") and step.rule is not None:
+            try:
+                match = next((m for m in parse_rule_text(step.text).matches
+                              if m.module == "comment"), None)
+            except RulesError:
+                match = None
+            option = match.get("comment") if match else None
+            if option is not None:
+                spn, kind = spn_from_comment(option.value)
+                if spn is not None and kind in _ENTRY_KINDS:
+                    return spn
+        role = _role(step.chain)
+        if role is not None and chain_hash_seen is None:
+            chain_hash_seen = f"(service port of chains *-{role[1]})"
+    return chain_hash_seen
 
 
 # --- node facts hinted by the rules ------------------------------------------------------------
