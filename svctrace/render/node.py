@@ -45,7 +45,7 @@ def trace_entry_dict(t: EntryTrace, ex: ClusterExplanation,
                      packet: str | None = None) -> dict[str, Any]:
     outcomes = []
     for o in t.trace.outcomes:
-        d = outcome_dict(o)
+        d = outcome_dict(o, t.port)
         d["health"] = health(ex, o.destination)
         outcomes.append(d)
     return {"entry": t.entry, "servicePort": t.port, "client": t.client, "source": t.source,
