@@ -47,6 +47,7 @@ class ExplainOptions:
     request_timeout: float = 5.0
     rules: str | None = None
     node: str | None = None
+    debug_pod: str | None = None          # --debug-pod IMAGE
     local_ips: list[str] = field(default_factory=list)
     probe: bool = False
     raw: bool = False
@@ -86,6 +87,12 @@ def explain(
     rules: str = options.RulesFile,
     node: str = typer.Option(None, "--node", help="Read the rules of this node through the "
                              "kube-proxy pod on it (API exec)."),
+    debug_pod: str = typer.Option(None, "--debug-pod", metavar="IMAGE", help="When the node "
+                                  "has no kube-proxy pod, create a short-lived privileged pod "
+                                  "on that node from IMAGE (it must contain iptables-save, "
+                                  "e.g. the cluster's kube-proxy image), run iptables-save in "
+                                  "it, and delete it; needs create/delete on pods and create "
+                                  "on pods/exec in kube-system."),
     local_ip: list[str] = options.LocalIP,
     probe: bool = typer.Option(False, "--probe", help="Also probe each backend for real "
                                "(TCP connect / UDP)."),
@@ -102,8 +109,8 @@ def explain(
         service=parse_service_ref(service), namespace=namespace, context=context,
         kubeconfig=kubeconfig, snapshot=snapshot, output=options.check_output(output),
         fail_on=check_fail_on(fail_on), request_timeout=parse_duration(request_timeout),
-        rules=rules, node=node, local_ips=list(local_ip), probe=probe, raw=raw, entry=entry,
-        src=src, from_=from_)
+        rules=rules, node=node, debug_pod=debug_pod, local_ips=list(local_ip), probe=probe,
+        raw=raw, entry=entry, src=src, from_=from_)
     env = Environment(color=options.check_color(color), quiet=quiet)
     view = load_view(opts)
     raise typer.Exit(emit(explain_service(view, opts), opts, env))

@@ -1,8 +1,9 @@
 """Wiring of explain's node half: where the rules come from, whose they are, and the report.
 
 Sources, in order: --rules FILE|- (saved iptables-save text; --node NAME then says whose), else
---node NAME alone (iptables-save in that node's kube-proxy pod, through the API's exec), else,
-as root on a node, this node's own rules. Without any, the node steps are skipped with a note.
+--node NAME alone (iptables-save in that node's kube-proxy pod, through the API's exec; with
+--debug-pod IMAGE, in a short-lived pod when the node has none), else, as root on a node, this
+node's own rules. Without any, the node steps are skipped with a note.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def explain_node_side(report: ExplainReport, view: ServiceView, opts: ExplainOpt
 
     _entries(opts.entry)           # bad --entry / --from are usage errors, rules or not
     _source(view, opts)
+    _check_debug_pod(opts)
     if not (opts.rules or opts.node or may_read_this_node()):
         report.notes.append(SKIPPED)
         report.data["verdict"] = verdict(report.cluster, None)
@@ -57,6 +59,17 @@ def explain_node_side(report: ExplainReport, view: ServiceView, opts: ExplainOpt
     if opts.probe:
         from svctrace.cli.probe import probe_report
         probe_report(report, node_ex)
+
+
+def _check_debug_pod(opts: ExplainOptions) -> None:
+    if opts.debug_pod is None:
+        return
+    if opts.rules or not opts.node:
+        raise UsageError("--debug-pod IMAGE reads a node's rules for --node NAME without "
+                         "--rules", "give --node NAME (and no --rules)")
+    if not opts.debug_pod.strip():
+        raise UsageError("--debug-pod needs an image", "e.g. the cluster's kube-proxy image: "
+                         "kubectl -n kube-system get ds kube-proxy -o jsonpath='{..image}'")
 
 
 def scapy_packets(worker: object, node_ex: object) -> list[str]:
@@ -216,7 +229,7 @@ def _through_exec(view: ServiceView, opts: ExplainOptions, source: str | None,
     from svctrace.cluster.node_exec import read_rules_through_exec
 
     conn = connect(opts.kubeconfig, opts.context, opts.request_timeout)
-    text, where = read_rules_through_exec(conn, opts.node or "")
+    text, where = read_rules_through_exec(conn, opts.node or "", opts.debug_pod)
     ruleset = parse_iptables_save(text, where)
     node, how = whose_rules(ruleset, view, opts)
     return NodeInput(ruleset, node, (f"rules: {where}", *how), (), source, entries)

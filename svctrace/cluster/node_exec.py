@@ -1,11 +1,24 @@
 """`--node NAME`: read a node's rules by running iptables-save in the kube-proxy pod on that node,
 through the API's exec (channel.k8s.io over a websocket). Read only: the command run is
 iptables-save, nothing else; no pod is created.
+
+Only with `--debug-pod IMAGE`, and only when the node has no running kube-proxy pod, a
+short-lived privileged pod is created on the node from IMAGE (in kube-system, labelled
+app.kubernetes.io/managed-by=svctrace), iptables-save runs in it the same way, and it is
+deleted in every case: on errors, on Ctrl-C and on SIGTERM too. Should svctrace be killed
+outright, the pod's own command (`sleep 120`) and activeDeadlineSeconds end it anyway; a
+deletion that fails is said on stderr, with the pod's name.
 """
 
 from __future__ import annotations
 
 import json
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from svctrace.cluster.live import Connection
@@ -15,29 +28,65 @@ KUBE_PROXY_NAMESPACE = "kube-system"
 KUBE_PROXY_SELECTOR = "k8s-app=kube-proxy"
 SAVE_COMMAND = ("iptables-save",)
 
+DEBUG_POD_PREFIX = "svctrace-debug-"
+DEBUG_POD_LABELS = {"app.kubernetes.io/managed-by": "svctrace"}
+DEBUG_POD_COMMAND = ("sleep", "120")     # ends by itself should svctrace be killed
+DEBUG_POD_DEADLINE = 300                 # activeDeadlineSeconds: the kubelet's backstop
+DEBUG_POD_WAIT = 60.0                    # how long to wait for it to run
+DEBUG_POD_NEEDS = ("--debug-pod needs create and delete on pods and create on pods/exec in "
+                   "kube-system")
+# container states in which the debug pod will not start by itself
+NOT_STARTING = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull",
+                "CreateContainerConfigError", "CreateContainerError", "RunContainerError",
+                "CrashLoopBackOff")
+_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # as the API server's generateName suffixes
+
 
 def find_kube_proxy_pod(conn: Connection, node: str) -> str:
     """The name of the kube-proxy pod running on `node` (by label, then by name)."""
+    pod = _kube_proxy_pod(conn, node)
+    if pod is None:
+        raise _no_kube_proxy_pod(node)
+    return pod
+
+
+def _kube_proxy_pod(conn: Connection, node: str) -> str | None:
     pods = conn.list_raw("pods", KUBE_PROXY_NAMESPACE, field_selector=f"spec.nodeName={node}")
     running = [p for p in pods if (p.get("status") or {}).get("phase") == "Running"]
     labelled = [p for p in running
                 if (p.get("metadata", {}).get("labels") or {}).get("k8s-app") == "kube-proxy"]
     named = [p for p in running if p.get("metadata", {}).get("name", "").startswith("kube-proxy")]
     chosen = labelled or named
-    if not chosen:
-        raise RulesError(
-            f'no running kube-proxy pod on node "{node}" (looked in {KUBE_PROXY_NAMESPACE} for '
-            f"label {KUBE_PROXY_SELECTOR} or a name starting with kube-proxy)",
-            "kube-proxy may run outside a pod there: run 'sudo iptables-save > rules.txt' on "
-            f"the node and pass --rules rules.txt --node {node}")
-    return str(chosen[0]["metadata"]["name"])
+    return str(chosen[0]["metadata"]["name"]) if chosen else None
 
 
-def read_rules_through_exec(conn: Connection, node: str) -> tuple[str, str]:
-    """(iptables-save text, source description) read from the kube-proxy pod on `node`."""
-    pod = find_kube_proxy_pod(conn, node)
+def _no_kube_proxy_pod(node: str) -> RulesError:
+    return RulesError(
+        f'no running kube-proxy pod on node "{node}" (looked in {KUBE_PROXY_NAMESPACE} for '
+        f"label {KUBE_PROXY_SELECTOR} or a name starting with kube-proxy)",
+        "kube-proxy may run outside a pod there: run 'sudo iptables-save > rules.txt' on "
+        f"the node and pass --rules rules.txt --node {node}, or add --debug-pod IMAGE to run "
+        "iptables-save in a short-lived privileged pod there (IMAGE with iptables-save, e.g. "
+        "the cluster's kube-proxy image)")
+
+
+def read_rules_through_exec(conn: Connection, node: str,
+                            debug_image: str | None = None) -> tuple[str, str]:
+    """(iptables-save text, source description) read from the kube-proxy pod on `node`; with
+    `debug_image`, from a debug pod when the node has no running kube-proxy pod."""
+    pod = _kube_proxy_pod(conn, node)
+    if pod is None:
+        if not debug_image:
+            raise _no_kube_proxy_pod(node)
+        return read_rules_in_debug_pod(conn, node, debug_image)
     stdout, stderr, status = _exec(conn, pod, list(SAVE_COMMAND))
     where = f"{KUBE_PROXY_NAMESPACE}/{pod} on node {node}"
+    return _saved_rules(stdout, stderr, status, where, "is kube-proxy running in iptables "
+                        "mode there?"), f"iptables-save in {where}"
+
+
+def _saved_rules(stdout: str, stderr: str, status: dict | None, where: str,
+                 empty_hint: str) -> str:
     if status is not None and status.get("status") != "Success":
         reason = status.get("message") or stderr.strip() or "failed"
         said = stderr.strip().splitlines()
@@ -45,8 +94,282 @@ def read_rules_through_exec(conn: Connection, node: str) -> tuple[str, str]:
                          f"it said: {said[-1]}" if said else None)
     if not stdout.strip():
         raise RulesError(f"iptables-save in {where} printed nothing",
-                         stderr.strip() or "is kube-proxy running in iptables mode there?")
-    return stdout, f"iptables-save in {where}"
+                         stderr.strip() or empty_hint)
+    return stdout
+
+
+# --- the debug pod (--debug-pod IMAGE) -----------------------------------------------------
+
+def debug_pod_name(node: str) -> str:
+    """`svctrace-debug-<node>-<5 random characters>`, within 63 characters."""
+    import secrets
+
+    suffix = "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
+    room = 63 - len(DEBUG_POD_PREFIX) - len(suffix) - 1
+    middle = node.lower()[:room].rstrip("-.") or "node"
+    return f"{DEBUG_POD_PREFIX}{middle}-{suffix}"
+
+
+def debug_pod_manifest(name: str, node: str, image: str) -> dict[str, Any]:
+    """The debug pod: privileged, in the node's network namespace, pinned to the node
+    (tolerating every taint), sleeping until exec'd into, gone after DEBUG_POD_DEADLINE."""
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": KUBE_PROXY_NAMESPACE,
+                     "labels": dict(DEBUG_POD_LABELS)},
+        "spec": {
+            "nodeName": node,
+            "hostNetwork": True,
+            "hostPID": False,
+            "restartPolicy": "Never",
+            "tolerations": [{"operator": "Exists"}],
+            "activeDeadlineSeconds": DEBUG_POD_DEADLINE,
+            "terminationGracePeriodSeconds": 0,
+            "automountServiceAccountToken": False,
+            "containers": [{
+                "name": "iptables",
+                "image": image,
+                "command": list(DEBUG_POD_COMMAND),
+                # NET_ADMIN would do for iptables-nft; legacy reads need privileged (NET_RAW)
+                "securityContext": {"privileged": True},
+            }],
+        },
+    }
+
+
+def read_rules_in_debug_pod(conn: Connection, node: str, image: str,
+                            wait: float = DEBUG_POD_WAIT) -> tuple[str, str]:
+    """Create a debug pod on `node` from `image`, run iptables-save in it, delete it (always,
+    Ctrl-C and SIGTERM included). (text, source description)."""
+    name = debug_pod_name(node)
+    where = f"debug pod {KUBE_PROXY_NAMESPACE}/{name} on node {node}"
+    deleted = False
+    with _Interrupts() as interrupts:
+        may_exist = True                     # from the POST on, unless it was refused
+        try:
+            try:
+                _create_debug_pod(conn, name, node, image)
+            except _CreateRefused:
+                may_exist = False
+                raise
+            interrupts.check()
+            _wait_running(conn, name, where, image, wait, interrupts)
+            stdout, stderr, status = _exec(conn, name, list(SAVE_COMMAND))
+            interrupts.check()
+        finally:
+            if may_exist:
+                deleted = _delete_debug_pod(conn, name)
+    text = _saved_rules(stdout, stderr, status, where,
+                        "is the node's kube-proxy in iptables mode?")
+    state = "deleted" if deleted else "NOT deleted: delete it by hand"
+    return text, f"iptables-save in {where} ({state})"
+
+
+def _create_debug_pod(conn: Connection, name: str, node: str, image: str) -> None:
+    """POST the pod: _CreateRefused when the API server answered with an error (there is no
+    pod), ClusterError when it did not answer (there may be one)."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    ns = KUBE_PROXY_NAMESPACE
+    try:
+        resp = conn.core().create_namespaced_pod(ns, debug_pod_manifest(name, node, image),
+                                                 _preload_content=False,
+                                                 _request_timeout=conn.timeout)
+        resp.read()                                  # the connection can be reused
+    except ApiException as err:
+        if err.status == 0:                  # no answer: it may have been created
+            raise conn._transport_error(err) from None
+        raise _create_error(conn, err) from None
+    except HTTPError as err:                 # a timeout or a lost connection: it may exist
+        raise conn._transport_error(err) from None
+
+
+class _CreateRefused(ClusterError):
+    """The API server answered the POST with an error: there is no pod to delete."""
+
+
+def _create_error(conn: Connection, err: Any) -> _CreateRefused:
+    ns = KUBE_PROXY_NAMESPACE
+    if err.status == 403:
+        return _CreateRefused(f'access denied: cannot create pods in namespace "{ns}" '
+                              "(403 Forbidden)",
+                              f"{DEBUG_POD_NEEDS}; check with 'kubectl auth can-i create "
+                              f"pods -n {ns}'")
+    message = _status_message(err.body)
+    if err.status in (400, 422) and message:
+        return _CreateRefused(f"the API server refused the debug pod ({err.status}): "
+                              f"{message}", "check the --debug-pod IMAGE reference")
+    if message:
+        return _CreateRefused(f"creating the debug pod in {ns} failed: the API server "
+                              f"answered {err.status}: {message}")
+    error = conn._api_error(err, "create", "pods", ns)
+    return _CreateRefused(error.message, error.hint)
+
+
+def _wait_running(conn: Connection, name: str, where: str, image: str, wait: float,
+                  interrupts: _Interrupts) -> None:
+    """Poll the pod until it runs; RulesError when it will not, or not within `wait`."""
+    ns = KUBE_PROXY_NAMESPACE
+    deadline = time.monotonic() + wait
+    pause = 0.1
+    while True:
+        raw = conn.request("get", "pods", ns, conn.core().read_namespaced_pod, name, ns,
+                           allow=(404,))
+        if raw is None:
+            raise RulesError(f"{where} disappeared before iptables-save could run",
+                             "was it deleted by someone else?")
+        status = raw.get("status") or {}
+        phase = status.get("phase") or "Pending"
+        if phase == "Running":
+            return
+        problem = _start_problem(status)
+        if problem or phase in ("Failed", "Succeeded"):
+            raise RulesError(f"{where} did not start: {problem or 'phase ' + phase}",
+                             f"is {image!r} an image the node can pull, and does it contain "
+                             "sleep and iptables-save? (e.g. the cluster's kube-proxy image: "
+                             "kubectl -n kube-system get ds kube-proxy -o "
+                             "jsonpath='{..image}')")
+        state = f"phase {phase}" + (f", {_waiting_reason(status)}"
+                                    if _waiting_reason(status) else "")
+        if time.monotonic() + pause > deadline:
+            raise RulesError(f"{where} was not running after {wait:g}s ({state})",
+                             f"look at it with 'kubectl -n {ns} describe pod {name}' while it "
+                             "starts, then try again")
+        time.sleep(pause)
+        interrupts.check()
+        pause = min(pause * 2, 1.0)
+
+
+def _container_states(status: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c.get("state") or {} for c in (*(status.get("initContainerStatuses") or []),
+                                           *(status.get("containerStatuses") or []))]
+
+
+def _waiting_reason(status: dict[str, Any]) -> str:
+    return next((s["waiting"].get("reason") or "" for s in _container_states(status)
+                 if s.get("waiting")), "")
+
+
+def _start_problem(status: dict[str, Any]) -> str:
+    """Why the pod will not start by itself, or ""."""
+    for state in _container_states(status):
+        waiting, ended = state.get("waiting") or {}, state.get("terminated") or {}
+        if waiting.get("reason") in NOT_STARTING:
+            message = (waiting.get("message") or "").strip().splitlines()
+            return waiting["reason"] + (f": {message[0]}" if message else "")
+        if ended:
+            message = (ended.get("message") or "").strip().splitlines()
+            return (f"its container ended ({ended.get('reason') or 'terminated'}, exit code "
+                    f"{ended.get('exitCode')})" + (f": {message[0]}" if message else ""))
+    if status.get("phase") == "Failed":
+        return "phase Failed" + (f" ({status['reason']})" if status.get("reason") else "") + \
+            (f": {status['message']}" if status.get("message") else "")
+    return ""
+
+
+def _delete_debug_pod(conn: Connection, name: str) -> bool:
+    """DELETE the pod (grace period 0), a second try after a failure without an answer;
+    Ctrl-C and SIGTERM wait until it is done. A client of its own: an interrupt may have left
+    the other one's connections half-used. False, with a note on stderr, when the pod may
+    still exist."""
+    from kubernetes.client.api.core_v1_api import CoreV1Api
+    from kubernetes.client.api_client import ApiClient
+    from kubernetes.client.exceptions import ApiException
+
+    ns = KUBE_PROXY_NAMESPACE
+    problem = ""
+    with _interrupts_deferred():
+        core = CoreV1Api(ApiClient(configuration=conn.api_client.configuration))
+        for _ in range(2):
+            try:
+                resp = core.delete_namespaced_pod(name, ns, grace_period_seconds=0,
+                                                  _preload_content=False,
+                                                  _request_timeout=conn.timeout)
+                resp.read()                          # the connection can be reused
+                return True
+            except ApiException as err:
+                if err.status == 404:            # gone already
+                    return True
+                problem = (f"{err.status} {err.reason or ''}".strip() if err.status
+                           else type(err).__name__)
+                if 400 <= err.status < 500:
+                    break
+            except Exception as err:  # noqa: BLE001 - never leave the pod silently
+                reason = getattr(err, "reason", None)
+                problem = type(err).__name__ + (f": {type(reason).__name__}" if reason else "")
+        sys.stderr.write(f"svctrace: warning: could not delete the debug pod {ns}/{name} "
+                         f"({problem}); delete it with 'kubectl -n {ns} delete pod {name}' "
+                         f"(it ends by itself within {DEBUG_POD_DEADLINE}s)\n")
+        sys.stderr.flush()
+    return False
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+class _Interrupts:
+    """For the duration, SIGTERM raises KeyboardInterrupt as Ctrl-C does, so that `finally`
+    blocks run, and both are remembered: an interrupt that lands where Python swallows
+    exceptions (a finaliser such as a socket's __del__) is raised again by `check()`, without
+    the "Exception ignored" traceback. The previous handlers come back afterwards."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.caught = False
+        self._old: dict[int, Any] = {}
+        self._old_hook: Any = None
+
+    def __enter__(self) -> _Interrupts:
+        if _in_main_thread():
+            self._old = {sig: signal.signal(sig, self._interrupt) for sig in self.SIGNALS}
+            self._old_hook = sys.unraisablehook
+            sys.unraisablehook = self._unraisable
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
+        if self._old_hook is not None:
+            sys.unraisablehook = self._old_hook
+        if exc_type is None:
+            self.check()
+
+    def _unraisable(self, info: Any) -> None:
+        if not (self.caught and info.exc_type is KeyboardInterrupt):
+            self._old_hook(info)
+
+    def _interrupt(self, signum: int, frame: Any) -> None:
+        self.caught = True
+        raise KeyboardInterrupt
+
+    def check(self) -> None:
+        if self.caught:
+            raise KeyboardInterrupt
+
+
+@contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the block is done (a cleanup must not be cut short),
+    then raise KeyboardInterrupt."""
+    if not _in_main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def hold(signum: int, frame: Any) -> None:
+        caught.append(signum)
+
+    olds = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in olds.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def _exec(conn: Connection, pod: str, command: list[str]) -> tuple[str, str, dict | None]:

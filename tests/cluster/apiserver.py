@@ -10,11 +10,19 @@ upgrade negotiating a channel.k8s.io subprotocol, then binary frames whose first
 channel (1 stdout, 2 stderr, 3 the final Status), then a close frame. What each pod's command
 prints and how it exits is set with `on_exec`; refusals (403…) answer the upgrade request
 itself with a Status, as the real server does.
+
+Pods can also be created (POST, as the debug pod of `explain --node --debug-pod` is) and
+deleted (DELETE): a created pod joins the objects, exec in it works, and each GET of it moves
+its status one step along `pod_lifecycle` (default Pending, then Running) and stays at the
+last step (`lifecycle(PENDING)` holds it Pending; `lifecycle(PENDING, waiting("ErrImagePull"))`
+fails its image pull).
 """
 
 from __future__ import annotations
 
 import base64
+import copy
+import fnmatch
 import hashlib
 import json
 import re
@@ -101,9 +109,37 @@ def match_fields(selector: str, obj: dict[str, Any]) -> bool:
 
 
 def status_body(code: int, message: str) -> dict[str, Any]:
-    reasons = {401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 500: "InternalError"}
+    reasons = {401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "AlreadyExists",
+               500: "InternalError"}
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
             "message": message, "reason": reasons.get(code, "Unknown"), "code": code}
+
+
+# statuses of a created pod, as the kubelet reports them (see FakeApiServer.pod_lifecycle)
+PENDING: dict[str, Any] = {"phase": "Pending", "conditions": [
+    {"type": "PodScheduled", "status": "True"}]}
+RUNNING: dict[str, Any] = {"phase": "Running", "podIP": "10.10.0.11", "conditions": [
+    {"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "True"}]}
+
+
+def waiting(reason: str, message: str = "") -> dict[str, Any]:
+    """A Pending pod whose container waits for `reason` (ErrImagePull, ImagePullBackOff…)."""
+    message = message or f'Back-off pulling image: {reason}'
+    return {"phase": "Pending", "containerStatuses": [
+        {"name": "iptables", "ready": False, "restartCount": 0,
+         "state": {"waiting": {"reason": reason, "message": message}}}]}
+
+
+def terminated(reason: str, message: str = "", exit_code: int = 128) -> dict[str, Any]:
+    """A Failed pod whose container ended (e.g. StartError: its command is not in the image)."""
+    return {"phase": "Failed", "containerStatuses": [
+        {"name": "iptables", "ready": False, "restartCount": 0,
+         "state": {"terminated": {"reason": reason, "message": message,
+                                  "exitCode": exit_code}}}]}
+
+
+def lifecycle(*steps: dict[str, Any]) -> list[dict[str, Any]]:
+    return [copy.deepcopy(s) for s in steps]
 
 
 @dataclass
@@ -113,6 +149,10 @@ class Request:
     query: dict[str, str]            # the last value of each parameter
     headers: dict[str, str]
     raw_query: str = ""              # as sent (repeated parameters such as exec's `command`)
+    body: bytes = b""                # what a POST or DELETE sent
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
 
     def query_all(self, name: str) -> list[str]:
         """Every value of a query parameter, in order (`command=a&command=b` → [a, b])."""
@@ -160,32 +200,51 @@ class FakeApiServer:
     token: str | None = "s3cret"
     version: str = "v1.36.2"
     requests: list[Request] = field(default_factory=list)
-    faults: list[tuple[re.Pattern[str], int]] = field(default_factory=list)
+    faults: list[tuple[re.Pattern[str], int, str | None]] = field(default_factory=list)
     delays: list[tuple[re.Pattern[str], float]] = field(default_factory=list)
     scripts: dict[tuple[str, str], ExecScript] = field(default_factory=dict)
     protocols: tuple[str, ...] = CHANNEL_PROTOCOLS      # subprotocols it accepts, preferred first
     negotiated: list[str] = field(default_factory=list)  # the subprotocol of each exec session
+    # the statuses a created pod goes through, one step per GET of it; the last one stays
+    pod_lifecycle: list[dict[str, Any]] = field(default_factory=lambda: lifecycle(PENDING,
+                                                                                  RUNNING))
+    created: list[dict[str, Any]] = field(default_factory=list)   # pods POSTed, as stored
+    deleted: list[str] = field(default_factory=list)              # "ns/name" of pods DELETEd
 
     def __post_init__(self) -> None:
         self._by_kind: dict[str, list[dict[str, Any]]] = {}
         for obj in self.objects:
             self._by_kind.setdefault(obj["kind"], []).append(obj)
         self._lock = threading.Lock()
+        self._steps: dict[tuple[str, str], int] = {}     # created pod → its lifecycle step
 
     # --- control -------------------------------------------------------------------------
 
-    def fail(self, path_regex: str, status: int) -> None:
-        """Answer `status` (with a Status body) to every request whose path matches."""
-        self.faults.append((re.compile(path_regex), status))
+    def fail(self, path_regex: str, status: int, method: str | None = None) -> None:
+        """Answer `status` (with a Status body) to every request whose path matches (only
+        to requests of `method` when given: "POST" fails creation, not listing)."""
+        self.faults.append((re.compile(path_regex), status, method))
 
     def slow(self, path_regex: str, seconds: float) -> None:
         """Wait `seconds` before answering requests whose path matches."""
         self.delays.append((re.compile(path_regex), seconds))
 
     def on_exec(self, namespace: str, pod: str, script: ExecScript) -> None:
-        """What any command exec'd in `namespace/pod` does (the pod must be among the objects;
-        exec in a pod without a script prints nothing and succeeds)."""
+        """What any command exec'd in `namespace/pod` does (the pod must be among the objects,
+        or created; exec in a pod without a script prints nothing and succeeds). `pod` may be
+        a glob (`svctrace-debug-node2-*`) for pods whose name is not known in advance."""
         self.scripts[(namespace, pod)] = script
+
+    def script_for(self, namespace: str, pod: str) -> ExecScript:
+        if (namespace, pod) in self.scripts:
+            return self.scripts[(namespace, pod)]
+        return next((s for (ns, pattern), s in self.scripts.items()
+                     if ns == namespace and fnmatch.fnmatchcase(pod, pattern)), ExecScript())
+
+    def pod_exists(self, namespace: str, name: str) -> bool:
+        with self._lock:
+            return any(o["metadata"]["name"] == name and o["metadata"].get("namespace") ==
+                       namespace for o in self._by_kind.get("Pod", []))
 
     @property
     def exec_requests(self) -> list[Request]:
@@ -238,8 +297,8 @@ class FakeApiServer:
         for pattern, seconds in self.delays:
             if pattern.search(req.path):
                 time.sleep(seconds)
-        for pattern, status in self.faults:
-            if pattern.search(req.path):
+        for pattern, status, method in self.faults:
+            if pattern.search(req.path) and method in (None, req.method):
                 return status, status_body(status, f"injected {status} for {req.path}")
         if self.token and req.headers.get("authorization") != f"Bearer {self.token}":
             return 401, status_body(401, "Unauthorized")
@@ -248,20 +307,66 @@ class FakeApiServer:
         route = ROUTE.match(req.path)
         if not route or route["plural"] not in PLURALS:
             return 404, status_body(404, "the server could not find the requested resource")
+        if req.method == "POST" and route["plural"] == "pods" and route["ns"] \
+                and not route["name"]:
+            return self._create_pod(route["ns"], req)
+        if req.method == "DELETE" and route["plural"] == "pods" and route["ns"] \
+                and route["name"]:
+            return self._delete_pod(route["ns"], route["name"])
+        if req.method != "GET":
+            return 405, status_body(405, "the server does not allow this method")
         return self._resource(route["ns"], route["plural"], route["name"], req.query)
+
+    def _create_pod(self, ns: str, req: Request) -> tuple[int, dict[str, Any]]:
+        try:
+            pod = req.json()
+            name = pod["metadata"]["name"]
+        except (ValueError, TypeError, KeyError):
+            return 400, status_body(400, "the body of the request was in an unknown format")
+        if self.pod_exists(ns, name):
+            return 409, status_body(409, f'pods "{name}" already exists')
+        pod = copy.deepcopy(pod)
+        pod["metadata"].update(namespace=ns, uid=f"uid-{len(self.created)}",
+                               creationTimestamp="2026-01-01T00:00:00Z")
+        pod["status"] = copy.deepcopy(self.pod_lifecycle[0])
+        with self._lock:
+            self._by_kind.setdefault("Pod", []).append(pod)
+            self._steps[(ns, name)] = 0
+            self.created.append(pod)
+        return 201, pod
+
+    def _delete_pod(self, ns: str, name: str) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            pods = self._by_kind.get("Pod", [])
+            hit = next((o for o in pods if o["metadata"]["name"] == name
+                        and o["metadata"].get("namespace") == ns), None)
+            if hit is None:
+                return 404, status_body(404, f'pods "{name}" not found')
+            pods.remove(hit)
+            self.deleted.append(f"{ns}/{name}")
+        return 200, {**hit, "metadata": {**hit["metadata"],
+                                         "deletionTimestamp": "2026-01-01T00:00:01Z"}}
+
+    def _advance(self, ns: str, name: str, pod: dict[str, Any]) -> None:
+        """A GET of a created pod: its next lifecycle step."""
+        with self._lock:
+            if (ns, name) not in self._steps:
+                return
+            step = min(self._steps[(ns, name)] + 1, len(self.pod_lifecycle) - 1)
+            self._steps[(ns, name)] = step
+            pod["status"] = copy.deepcopy(self.pod_lifecycle[step])
 
     def exec_refusal(self, req: Request, ns: str, pod: str) -> tuple[int, dict[str, Any]] | None:
         """The error answer to an exec upgrade request, or None to go ahead with it."""
         for pattern, seconds in self.delays:
             if pattern.search(req.path):
                 time.sleep(seconds)
-        for pattern, status in self.faults:
-            if pattern.search(req.path):
+        for pattern, status, method in self.faults:
+            if pattern.search(req.path) and method in (None, req.method):
                 return status, status_body(status, f"injected {status} for {req.path}")
         if self.token and req.headers.get("authorization") != f"Bearer {self.token}":
             return 401, status_body(401, "Unauthorized")
-        if not any(o["metadata"]["name"] == pod and o["metadata"].get("namespace") == ns
-                   for o in self._by_kind.get("Pod", [])):
+        if not self.pod_exists(ns, pod):
             return 404, status_body(404, f'pods "{pod}" not found')
         if req.headers.get("upgrade", "").lower() != "websocket":
             return 400, status_body(400, "Upgrade request required")
@@ -286,6 +391,8 @@ class FakeApiServer:
             hit = next((o for o in objs if o["metadata"]["name"] == name), None)
             if hit is None:
                 return 404, status_body(404, f'{plural} "{name}" not found')
+            if kind == "Pod" and ns is not None:
+                self._advance(ns, name, hit)
             return 200, hit
         objs = [o for o in objs if match_labels(query.get("labelSelector", ""),
                                                 o["metadata"].get("labels") or {})
@@ -350,18 +457,23 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._send_json(*self.api.answer(req))
 
-    def do_POST(self) -> None:  # noqa: N802 - exec only (kubectl POSTs it); nothing else
+    def do_POST(self) -> None:  # noqa: N802 - exec (kubectl POSTs it) and creating pods
         req = self._request("POST")
         if EXEC_ROUTE.match(req.path):
             self._exec(req)
             return
-        self._send_json(405, status_body(405, "the server does not allow this method"))
+        self._send_json(*self.api.answer(req))
+
+    def do_DELETE(self) -> None:  # noqa: N802 - deleting pods
+        self._send_json(*self.api.answer(self._request("DELETE")))
 
     def _request(self, method: str) -> Request:
         parts = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length and not EXEC_ROUTE.match(parts.path) else b""
         req = Request(method, parts.path, query, {k.lower(): v for k, v in self.headers.items()},
-                      parts.query)
+                      parts.query, body)
         self.api.record(req)
         return req
 
@@ -395,7 +507,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Sec-WebSocket-Protocol", protocol)
         self.end_headers()
         self.close_connection = True
-        script = self.api.scripts.get((ns, pod), ExecScript())
+        script = self.api.script_for(ns, pod)
         command = req.query_all("command")
         status = script.status(command)
         stdout_done = False
