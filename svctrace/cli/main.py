@@ -66,6 +66,8 @@ def run() -> None:
     except BrokenPipeError:
         _quiet_broken_pipe()
     except typer.Exit as ex:
+        if ex.exit_code == ExitStatus.INTERRUPTED:
+            sys.stderr.write("svctrace: interrupted\n")
         sys.exit(ex.exit_code)
     except _click_errors() as err:  # usage errors from click
         _usage(err)
@@ -74,6 +76,8 @@ def run() -> None:
             raise
         _fail(f"internal error: {type(err).__name__}: {err}",
               "run again with --debug for a traceback, and report it", ExitStatus.USAGE)
+    if rc == ExitStatus.INTERRUPTED:      # typer turns Ctrl-C into Exit(130)
+        sys.stderr.write("svctrace: interrupted\n")
     _exit_now(rc if isinstance(rc, int) else 0)
 
 

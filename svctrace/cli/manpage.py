@@ -131,6 +131,8 @@ METAVARS = {"--snapshot": "FILE", "--rules": "FILE", "--kubeconfig": "FILE", "--
 
 
 def metavar(param: Any) -> str:
+    if getattr(param, "metavar", None):          # what the option itself declares wins
+        return str(param.metavar)
     for name in param.opts:
         if name in METAVARS:
             return METAVARS[name]

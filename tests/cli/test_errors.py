@@ -75,3 +75,17 @@ def test_huge_file_gives_a_result_not_a_hang(tmp_path: Path) -> None:
                "--src", "10.244.9.9", "-o", "json")
     assert proc.returncode == 0, proc.stderr.decode()[-500:]
     assert b"10.244.1.11:8080" in proc.stdout
+
+
+def test_ctrl_c_is_exit_130_with_one_line() -> None:
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "svctrace", "trace", "--rules", "-", "--dst",
+                             "10.0.0.1:80"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=ENV)
+    time.sleep(1.5)                       # it waits for rules on stdin that never come
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130
+    assert err.decode().strip() == "svctrace: interrupted"
