@@ -188,6 +188,9 @@ class Chain:
         if self._raw is not None:
             return [t for _, t, _ in self._raw]
         text = self._text
+        if len(self._segments) == 1:
+            start, end, _ = self._segments[0]
+            return text[start:end - 1].split("\n")
         return [t for start, end, _ in self._segments for t in text[start:end - 1].split("\n")]
 
     def __len__(self) -> int:

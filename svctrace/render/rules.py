@@ -30,27 +30,32 @@ def services_data(services: Iterable[ServiceChains], source: str | None = None) 
 
 
 def service_data(s: ServiceChains) -> dict[str, Any]:
+    """One service port as plain data. Keys are written in sorted order, at every level, so
+    the C encoder can skip sorting (dumps_json); tests check the order."""
     return {
-        "namespace": s.namespace, "name": s.name, "port": s.port, "portName": s.port_name,
-        "protocol": s.protocol, "hash": s.hash,
-        "clusterIPs": list(s.cluster_ips), "externalIPs": list(s.external_ips),
-        "loadBalancerIPs": list(s.load_balancer_ips), "nodePort": s.node_port,
-        "healthCheckNodePort": s.health_check_node_port,
-        "sourceRanges": list(s.source_ranges),
-        "chains": {role: s.chains.get(role) for role in ("svc", "svl", "ext", "fw")},
-        "endpoints": [endpoint_data(e) for e in s.endpoints],
         "affinitySeconds": s.affinity_seconds,
+        "chains": {role: s.chains.get(role) for role in ("ext", "fw", "svc", "svl")},
+        "clusterIPs": list(s.cluster_ips),
+        "endpoints": [endpoint_data(e) for e in s.endpoints],
+        "externalIPs": list(s.external_ips),
+        "filter": [{"address": f.address, "chain": f.chain, "port": f.port,
+                    "reason": f.reason, "verdict": f.verdict} for f in s.filter],
+        "hash": s.hash,
+        "healthCheckNodePort": s.health_check_node_port,
+        "loadBalancerIPs": list(s.load_balancer_ips),
         "masquerade": [{"chain": m.chain, "condition": m.condition, "reason": m.reason}
                        for m in s.masquerade],
-        "filter": [{"chain": f.chain, "verdict": f.verdict, "reason": f.reason,
-                    "address": f.address, "port": f.port} for f in s.filter],
+        "name": s.name, "namespace": s.namespace, "nodePort": s.node_port, "port": s.port,
+        "portName": s.port_name, "protocol": s.protocol,
+        "sourceRanges": list(s.source_ranges),
         "warnings": list(s.warnings),
     }
 
 
 def endpoint_data(e: EndpointChain) -> dict[str, Any]:
-    return {"address": e.address, "probability": e.probability, "chain": e.chain,
-            "local": e.local, "via": e.via, "hairpin": e.hairpin, "affinity": e.affinity}
+    return {"address": e.address, "affinity": e.affinity, "chain": e.chain,
+            "hairpin": e.hairpin, "local": e.local, "probability": e.probability,
+            "via": e.via}
 
 
 def dumps_json(data: dict[str, Any]) -> str:
@@ -60,11 +65,20 @@ def dumps_json(data: dict[str, Any]) -> str:
     writes each service in a few microseconds. The result is still one valid JSON document.
     """
     head = {k: v for k, v in data.items() if k != "services"}
-    encode = json.JSONEncoder(sort_keys=True).encode
+    encode = json.JSONEncoder().encode         # service_data writes its keys sorted
+    return dumps_json_lines(head, [encode(s) for s in data["services"]])
+
+
+def encode_service(s: ServiceChains) -> str:
+    """One service port as the JSON line dumps_json writes for it."""
+    return json.JSONEncoder().encode(service_data(s))
+
+
+def dumps_json_lines(head: dict[str, Any], items: list[str]) -> str:
+    """The document of dumps_json from already encoded services (one per line)."""
     lines = ["{"]
     for key in sorted({*head, "services"}):
         if key == "services":
-            items = [encode(s) for s in data["services"]]
             body = ",\n".join("    " + item for item in items)
             lines.append(f'  "services": [\n{body}\n  ],' if items else '  "services": [],')
         else:

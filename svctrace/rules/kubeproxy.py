@@ -220,13 +220,14 @@ _KIND_BY_ROLE = {"svc": "clusterIP", "svl": "clusterIP", "fw": "loadBalancerIP",
 
 
 class _Mapper:
-    def __init__(self, ruleset: Ruleset) -> None:
+    def __init__(self, ruleset: Ruleset, part: tuple[int, int] | None = None) -> None:
         self.ruleset = ruleset
         nat = ruleset.tables.get("nat")
         self.nat: Mapping[str, Chain] = nat.chains if nat is not None else {}
         self.by_hash: dict[str, _Builder] = {}
         self.vips: dict[tuple[str, str, int | None], str] = {}
         self.node_ports: dict[tuple[str, int | None], str] = {}
+        self.part = part
 
     def builder(self, h: str) -> _Builder:
         b = self.by_hash.get(h)
@@ -242,7 +243,8 @@ class _Mapper:
             if found is not None:
                 self.builder(found[1]).chains[found[0]] = name
         for b in self.by_hash.values():
-            self.read_chains(b)
+            if in_part(b.hash, self.part):
+                self.read_chains(b)
         self.read_filter()
 
     def read_entries(self, chain_name: str, nodeports: bool) -> None:
@@ -454,25 +456,37 @@ class _Mapper:
         return None
 
 
-def _sort_key(s: ServiceChains) -> tuple[object, ...]:
+def sort_key(s: ServiceChains) -> tuple[bool, str, str, int, str, str, str]:
+    """The order service ports are listed in: namespace, name, port (unnamed ones last)."""
     return (s.namespace is None, s.namespace or "", s.name or "", s.port or 0, s.port_name or "",
             s.protocol, s.hash)
 
 
-def map_services(ruleset: Ruleset, names: Mapping[str, str] | None = None) -> list[ServiceChains]:
+_sort_key = sort_key
+
+
+def in_part(h: str, part: tuple[int, int] | None) -> bool:
+    """Whether the service port of chain hash `h` belongs to share `part` = (k, n) of n."""
+    return part is None or (ord(h[0]) + ord(h[-1])) % part[1] == part[0]
+
+
+def map_services(ruleset: Ruleset, names: Mapping[str, str] | None = None,
+                 part: tuple[int, int] | None = None) -> list[ServiceChains]:
     """Every service port kube-proxy programmed in `ruleset`, sorted by namespace/name/port.
 
     `names` (chain hash → service port name, see `identify`) names service ports whose rules
-    carry no comment; comment names are used only when they hash to the chain.
+    carry no comment; comment names are used only when they hash to the chain. `part` = (k, n)
+    maps only the k-th of n disjoint shares of the service ports (for parallel workers).
     """
     # The ruleset holds hundreds of thousands of objects; the cyclic collector would rescan them
     # every few hundred allocations made here (3x the run time on a 10k-Service node).
     paused = gc.isenabled()
     gc.disable()
     try:
-        mapper = _Mapper(ruleset)
+        mapper = _Mapper(ruleset, part)
         mapper.run()
-        return sorted((b.freeze(names) for b in mapper.by_hash.values()), key=_sort_key)
+        return sorted((b.freeze(names) for b in mapper.by_hash.values()
+                       if in_part(b.hash, part)), key=_sort_key)
     finally:
         if paused:
             gc.enable()

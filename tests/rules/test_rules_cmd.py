@@ -121,3 +121,66 @@ def test_unreadable_rules_exit_5(data: bytes, tmp_path: Path) -> None:
     assert done.returncode == 5, done.stderr
     assert done.stderr.startswith("svctrace: error: ") and str(path) in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_service_data_keys_are_written_sorted() -> None:
+    """dumps_json relies on service_data's key order instead of sorting (speed)."""
+    from svctrace.render.rules import service_data
+    from svctrace.rules.iptables_save import parse_iptables_save
+    from svctrace.rules.kubeproxy import map_services
+
+    def check(value: object) -> None:
+        if isinstance(value, dict):
+            assert list(value) == sorted(value)
+            for v in value.values():
+                check(v)
+        elif isinstance(value, list):
+            for v in value:
+                check(v)
+
+    path = Path(__file__).parent.parent / "fixtures/rig-v1.36-scenarios/node1.iptables-save.txt"
+    services = map_services(parse_iptables_save(path.read_text(), "t"))
+    assert services
+    for s in services:
+        check(service_data(s))
+
+
+_RUN_WITH_THRESHOLD = """
+import sys
+import svctrace.cli.rules_cmd as rules_cmd
+rules_cmd.PARALLEL_CHAINS = int(sys.argv[1])
+sys.argv = ["svctrace", "rules", *sys.argv[2:]]
+from svctrace.cli.main import run
+run()
+"""
+
+
+@pytest.mark.parametrize("dump,extra", [
+    ("rig-v1.36-large/node1.iptables-save.txt", []),
+    ("rig-v1.36-scenarios/node1.iptables-save.txt", []),
+    ("rig-v1.36-scenarios/node1.iptables-save.txt", ["-n", "svctrace-pub"]),
+])
+def test_two_process_json_equals_one_process(dump: str, extra: list[str]) -> None:
+    path = str(Path(__file__).parent.parent / "fixtures" / dump)
+
+    def run_with(threshold: int) -> bytes:
+        proc = subprocess.run([sys.executable, "-c", _RUN_WITH_THRESHOLD, str(threshold),
+                               "--rules", path, "-o", "json", *extra], capture_output=True,
+                              timeout=120, check=True)
+        return proc.stdout
+
+    parallel, single = run_with(0), run_with(10**9)
+    assert parallel == single
+    assert json.loads(parallel)["services"]
+
+
+def test_parts_partition_the_services() -> None:
+    from svctrace.rules.iptables_save import parse_iptables_save
+    from svctrace.rules.kubeproxy import map_services
+
+    path = Path(__file__).parent.parent / "fixtures/rig-v1.36-large/node1.iptables-save.txt"
+    rs = parse_iptables_save(path.read_text(), "t")
+    whole = [s.hash for s in map_services(rs)]
+    halves = [[s.hash for s in map_services(rs, part=(k, 2))] for k in (0, 1)]
+    assert halves[0] and halves[1] and not set(halves[0]) & set(halves[1])
+    assert sorted(halves[0] + halves[1]) == sorted(whole)
