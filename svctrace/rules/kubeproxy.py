@@ -17,7 +17,7 @@ import base64
 import gc
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 
 from svctrace.errors import RulesError
@@ -561,12 +561,26 @@ def service_port_of(path: Iterable[Step]) -> str | None:
 _POD_CIDR_VOTES = 25
 
 
+def _policy_chains_first(chains: ChainMap) -> Iterator[str]:
+    """Chain names, those the KUBE-SERVICES / KUBE-NODEPORTS entries jump to first: they hold
+    the detector's rules, and on a big node a handful of them is all inference needs."""
+    seen: set[str] = set()
+    for entry in ("KUBE-SERVICES", "KUBE-NODEPORTS"):
+        chain = chains.get(entry)
+        for text in chain.texts()[:200] if chain is not None else ():
+            target = text.rsplit(" -j ", 1)[-1]
+            if target.startswith(_ROLE_PREFIXES) and target in chains and target not in seen:
+                seen.add(target)
+                yield target
+    yield from (name for name in chains if name not in seen)
+
+
 def infer_pod_cidr(ruleset: Ruleset) -> str | None:
     """The cluster/pod CIDR of the local-traffic detector (`! -s CIDR` on the cluster-IP masquerade
     rules, `-s CIDR` on the EXT pod short-circuit), the most common one; None if there is none."""
     nat = ruleset.tables.get("nat")
     seen: Counter[str] = Counter()
-    for name in (nat.chains if nat is not None else ()):
+    for name in _policy_chains_first(nat.chains) if nat is not None else ():
         role = _role(name)
         if role is None or role[0] == "fw":
             continue
