@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from ipaddress import ip_address, ip_network
 
 from svctrace.diagnose.cluster import ClusterExplanation, PodRow
-from svctrace.diagnose.joins import usable_endpoints
+from svctrace.diagnose.joins import slice_serves, usable_endpoints
 from svctrace.model.cluster import Service, ServicePort, service_port_name
 from svctrace.model.findings import Finding, Severity
 from svctrace.model.kubeproxy import ServiceChains
@@ -80,8 +80,7 @@ def explain_node(ex: ClusterExplanation, node_input: NodeInput) -> NodeExplanati
 
 def service_chains(svc: Service, ruleset: Ruleset) -> tuple[ServiceChains, ...]:
     """This Service's chains, found by kube-proxy's hash names (comments are not needed)."""
-    wanted = {chain_hash(service_port_name(svc.namespace, svc.name, p.name), p.protocol.lower()):
-              service_port_name(svc.namespace, svc.name, p.name) for p in svc.ports}
+    wanted = {chain_hash(_spn(svc, p), p.protocol.lower()): _spn(svc, p) for p in svc.ports}
     addresses = [*svc.cluster_ips, *svc.external_ips, *(i.ip for i in svc.lb_ingress if i.ip)]
     return tuple(c for c in map_service_ports(ruleset, wanted, addresses) if c.hash in wanted)
 
@@ -94,19 +93,21 @@ def expected_endpoints(ex: ClusterExplanation, port: ServicePort,
                        node: str | None) -> set[str]:
     """The endpoints kube-proxy should have programmed for this port on `node`."""
     view = ex.view
-    svc = view.service
-    local_only = svc.internal_traffic_policy == "Local" and not _externally_accessible(svc)
-    eps = usable_endpoints(view, port, node if local_only else None)
+    eps = usable_endpoints(view, port, node if _local_only(view.service) else None)
     out = set()
     for s in view.slices:
-        sp = next((p for p in s.ports if p.name == port.name and p.protocol == port.protocol),
-                  None)
+        sp = slice_serves(s, port)
         if sp is None or sp.port is None:
             continue
         for ep in s.endpoints:
             if ep in eps:
                 out.update(_endpoint_text(a, sp.port) for a in ep.addresses[:1])
     return out
+
+
+def _local_only(svc: Service) -> bool:
+    """iTP=Local decides which endpoints a node programs (kube-proxy-semantics.md §0.1)."""
+    return svc.internal_traffic_policy == "Local" and not _externally_accessible(svc)
 
 
 def _externally_accessible(svc: Service) -> bool:
@@ -125,8 +126,7 @@ def find_drift(ex: ClusterExplanation, chains: tuple[ServiceChains, ...],
         return []
     out: list[Drift] = []
     by_port = {(c.port_name or "", c.protocol): c for c in chains}
-    local_only = svc.internal_traffic_policy == "Local" and not _externally_accessible(svc)
-    if local_only and node is None:
+    if _local_only(svc) and node is None:
         return []          # which endpoints belong in the rules depends on the unknown node
     for port in svc.ports:
         spn = _spn(svc, port)
