@@ -59,3 +59,11 @@ def run_cli(*args: str, kubeconfig: Path | None = None, home: Path | None = None
 def write_json(path: Path, data: Any) -> Path:
     path.write_text(json.dumps(data))
     return path
+
+
+def kube_system_pod(name: str, node: str, phase: str = "Running", **labels: str) -> dict[str, Any]:
+    """A minimal kube-system Pod as the API serves it (for --node tests)."""
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "kube-system", "labels": labels},
+            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "x"}]},
+            "status": {"phase": phase}}

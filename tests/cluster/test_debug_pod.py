@@ -28,7 +28,7 @@ from apiserver import (
     terminated,
     waiting,
 )
-from clusterkit import DEMO, DEMO_NS, FIXTURES, ROOT, run_cli
+from clusterkit import DEMO, DEMO_NS, FIXTURES, ROOT, kube_system_pod, run_cli
 
 from svctrace.cluster.live import connect
 from svctrace.cluster.node_exec import _Interrupts, debug_pod_name, read_rules_in_debug_pod
@@ -42,11 +42,7 @@ DEBUG_NAME = re.compile(r"^svctrace-debug-node2-[a-z0-9]{5}$")
 DEBUG_GLOB = "svctrace-debug-node2-*"
 
 
-def pod(name: str, node: str, phase: str = "Running", **labels: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": "kube-system", "labels": labels},
-            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "x"}]},
-            "status": {"phase": phase}}
+pod = kube_system_pod
 
 
 # node1 has its kube-proxy pod; node2's never started (as on a node where it crash-loops)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from apiserver import ExecScript, FakeApiServer, Request, load_items
-from clusterkit import DEMO, DEMO_NS, FIXTURES, run_cli
+from clusterkit import DEMO, DEMO_NS, FIXTURES, kube_system_pod, run_cli
 
 from svctrace.cluster.live import connect
 from svctrace.cluster.node_exec import find_kube_proxy_pod, read_rules_through_exec
@@ -24,11 +24,7 @@ BACKENDS = ["10.244.1.11:8080", "10.244.1.12:8080", "10.244.2.13:8080", "10.244.
 EXEC_PATH = f"/api/v1/namespaces/kube-system/pods/{PROXY}/exec"
 
 
-def pod(name: str, node: str, phase: str = "Running", **labels: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": "kube-system", "labels": labels},
-            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "x"}]},
-            "status": {"phase": phase}}
+pod = kube_system_pod
 
 
 # kube-system as on a kubeadm cluster whose node2 lost its kube-proxy: the DaemonSet's pod on
