@@ -58,7 +58,7 @@ def explain_node_side(report: ExplainReport, view: ServiceView, opts: ExplainOpt
                                             wide=opts.output == "wide", packets=packets))
     if opts.probe:
         from svctrace.cli.probe import probe_report
-        probe_report(report, node_ex)
+        probe_report(report, node_ex, on_node=not (opts.rules or opts.node))
 
 
 def _check_debug_pod(opts: ExplainOptions) -> None:

@@ -66,20 +66,25 @@ def _probe_socket(address: str, port: int, protocol: str, timeout: float) -> str
             return "no answer"
 
 
-def probe_report(report: ExplainReport, node: NodeExplanation) -> None:
-    """Probe every distinct backend the traces reached; add the results to the report."""
-    from rich.text import Text
-
-    seen: dict[tuple[str, int, str], str] = {}
+def probe_targets(node: NodeExplanation, on_node: bool) -> list[tuple[str, int, str]]:
+    """Each distinct backend the traces reached, and on a node each ClusterIP:port too (the
+    kernel there DNATs the probe itself, so it tests the node's own rules end to end)."""
+    targets: dict[tuple[str, int, str], None] = {}
     for t in node.traces:
         proto = t.trace.packet.protocol
-        for o in t.trace.outcomes:
-            if o.destination:
-                host, _, port = o.destination.rpartition(":")
-                key = (host.strip("[]"), int(port), proto)
-                if key not in seen:
-                    seen[key] = probe(*key)
+        dialled = [t.destination] if on_node and t.entry == "clusterIP" else []
+        for address in [*dialled, *(o.destination for o in t.trace.outcomes if o.destination)]:
+            host, _, port = address.rpartition(":")
+            targets[(host.strip("[]"), int(port), proto)] = None
+    return sorted(targets)
+
+
+def probe_report(report: ExplainReport, node: NodeExplanation, on_node: bool = False) -> None:
+    """Probe every target (see probe_targets); add the results to the report."""
+    from rich.text import Text
+
+    results = [(target, probe(*target)) for target in probe_targets(node, on_node)]
     report.data["probes"] = [{"address": f"{h}:{p}", "protocol": proto, "result": r}
-                             for (h, p, proto), r in sorted(seen.items())]
-    lines = [f"{h}:{p}/{proto}: {r}" for (h, p, proto), r in sorted(seen.items())]
+                             for (h, p, proto), r in results]
+    lines = [f"{h}:{p}/{proto}: {r}" for (h, p, proto), r in results]
     report.sections.append(Text("Probes (sent from this machine)\n" + "\n".join(lines)))

@@ -73,3 +73,22 @@ def test_probe_report_probes_each_backend_once(ports: dict[str, int]) -> None:
     assert report.data["probes"] == [
         {"address": f"127.0.0.1:{p}", "protocol": "tcp", "result": r}
         for p, r in sorted([(ports["tcp"], "open"), (ports["closed"], "refused")])]
+
+
+def test_on_a_node_the_cluster_ip_is_probed_too() -> None:
+    from svctrace.cli.probe import probe_targets
+    from svctrace.diagnose.node import EntryTrace, NodeExplanation
+    from svctrace.model.packet import make_packet
+    from svctrace.model.trace import node_context
+    from svctrace.rules.iptables_save import parse_iptables_save
+    from svctrace.trace.engine import trace_packet
+
+    rules = parse_iptables_save("*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -d 10.96.0.9/32 "
+                                "-p udp -j DNAT --to-destination 10.244.1.5:53\nCOMMIT\n", "t")
+    trace = trace_packet(make_packet("10.244.9.9", "10.96.0.9", "udp", 40000, 53), rules,
+                         node_context([]))
+    node = NodeExplanation((), (), (EntryTrace("clusterIP", "ns/dns", "pod", "10.244.9.9",
+                                               "10.96.0.9:53", trace),), ())
+    assert probe_targets(node, on_node=False) == [("10.244.1.5", 53, "udp")]
+    assert probe_targets(node, on_node=True) == [("10.244.1.5", 53, "udp"),
+                                                 ("10.96.0.9", 53, "udp")]
