@@ -32,19 +32,17 @@ def explain_node_side(report: ExplainReport, view: ServiceView, opts: ExplainOpt
     from svctrace.packets import ScapyWorker
     from svctrace.render.node import node_dict, node_renderables
 
-    _entries(opts.entry)           # bad --entry / --from are usage errors, rules or not
-    _source(view, opts)
+    entries = _entries(opts.entry)     # bad --entry / --from are usage errors, rules or not
+    source = _source(view, opts)
     _check_debug_pod(opts)
     if not (opts.rules or opts.node or may_read_this_node()):
-        report.notes.append(SKIPPED)
-        report.data["verdict"] = verdict(report.cluster, None)
+        _skipped(report)
         return
     worker = ScapyWorker()         # scapy's import overlaps reading the rules
     try:
-        node_input = load_node_input(view, opts, report.notes)
+        node_input = load_node_input(view, opts, report.notes, source, entries)
         if node_input is None:
-            report.notes.append(SKIPPED)
-            report.data["verdict"] = verdict(report.cluster, None)
+            _skipped(report)
             return
         node_ex = explain_node(report.cluster, node_input)
         packets = scapy_packets(worker, node_ex)
@@ -59,6 +57,13 @@ def explain_node_side(report: ExplainReport, view: ServiceView, opts: ExplainOpt
     if opts.probe:
         from svctrace.cli.probe import probe_report
         probe_report(report, node_ex, on_node=not (opts.rules or opts.node))
+
+
+def _skipped(report: ExplainReport) -> None:
+    from svctrace.diagnose.node import verdict
+
+    report.notes.append(SKIPPED)
+    report.data["verdict"] = verdict(report.cluster, None)
 
 
 def _check_debug_pod(opts: ExplainOptions) -> None:
@@ -85,13 +90,12 @@ def scapy_packets(worker: object, node_ex: object) -> list[str]:
     return [b.get("summary") or b.get("error", "") for b in worker.build(specs)]
 
 
-def load_node_input(view: ServiceView, opts: ExplainOptions,
-                    notes: list[str]) -> NodeInput | None:
-    """The rules to explain against and the node they belong to, or None when there are none."""
+def load_node_input(view: ServiceView, opts: ExplainOptions, notes: list[str],
+                    source: str | None, entries: tuple[str, ...]) -> NodeInput | None:
+    """The rules to explain against and the node they belong to, or None when there are none.
+    `source` and `entries` are --src/--from and --entry, already checked."""
     from svctrace.diagnose.node import NodeInput
 
-    entries = _entries(opts.entry)
-    source = _source(view, opts)
     if opts.rules:
         from svctrace.rules.sources import load_ruleset
         ruleset = load_ruleset(opts.rules)

@@ -116,6 +116,7 @@ def _externally_accessible(svc: Service) -> bool:
 
 
 def _endpoint_text(address: str, port: int) -> str:
+    # slice addresses are text (an FQDN slice holds names), so not model.packet.format_endpoint
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
