@@ -293,7 +293,8 @@ class FakeApiServer:
         with self._lock:
             self.requests.append(req)
 
-    def answer(self, req: Request) -> tuple[int, dict[str, Any]]:
+    def injected(self, req: Request) -> tuple[int, dict[str, Any]] | None:
+        """What every request meets first: delays, injected faults, the bearer token."""
         for pattern, seconds in self.delays:
             if pattern.search(req.path):
                 time.sleep(seconds)
@@ -302,6 +303,12 @@ class FakeApiServer:
                 return status, status_body(status, f"injected {status} for {req.path}")
         if self.token and req.headers.get("authorization") != f"Bearer {self.token}":
             return 401, status_body(401, "Unauthorized")
+        return None
+
+    def answer(self, req: Request) -> tuple[int, dict[str, Any]]:
+        refused = self.injected(req)
+        if refused is not None:
+            return refused
         if req.path.rstrip("/") == "/version":      # the client asks for /version/
             return 200, {"major": "1", "minor": "36", "gitVersion": self.version}
         route = ROUTE.match(req.path)
@@ -358,14 +365,9 @@ class FakeApiServer:
 
     def exec_refusal(self, req: Request, ns: str, pod: str) -> tuple[int, dict[str, Any]] | None:
         """The error answer to an exec upgrade request, or None to go ahead with it."""
-        for pattern, seconds in self.delays:
-            if pattern.search(req.path):
-                time.sleep(seconds)
-        for pattern, status, method in self.faults:
-            if pattern.search(req.path) and method in (None, req.method):
-                return status, status_body(status, f"injected {status} for {req.path}")
-        if self.token and req.headers.get("authorization") != f"Bearer {self.token}":
-            return 401, status_body(401, "Unauthorized")
+        refused = self.injected(req)
+        if refused is not None:
+            return refused
         if not self.pod_exists(ns, pod):
             return 404, status_body(404, f'pods "{pod}" not found')
         if req.headers.get("upgrade", "").lower() != "websocket":

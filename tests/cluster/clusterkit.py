@@ -67,3 +67,12 @@ def kube_system_pod(name: str, node: str, phase: str = "Running", **labels: str)
             "metadata": {"name": name, "namespace": "kube-system", "labels": labels},
             "spec": {"nodeName": node, "containers": [{"name": "c", "image": "x"}]},
             "status": {"phase": phase}}
+
+
+def error_lines(stderr: str) -> tuple[str, list[str]]:
+    """(the one `svctrace: error:` line, the hint lines); nothing else may be printed."""
+    lines = stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("svctrace: error:")]
+    assert len(errors) == 1, stderr
+    assert all(line.startswith(("svctrace: error:", "hint:")) for line in lines), stderr
+    return errors[0], [line for line in lines if line.startswith("hint:")]

@@ -28,7 +28,7 @@ from apiserver import (
     terminated,
     waiting,
 )
-from clusterkit import DEMO, DEMO_NS, FIXTURES, ROOT, kube_system_pod, run_cli
+from clusterkit import DEMO, DEMO_NS, FIXTURES, ROOT, error_lines, kube_system_pod, run_cli
 
 from svctrace.cluster.live import connect
 from svctrace.cluster.node_exec import _Interrupts, debug_pod_name, read_rules_in_debug_pod
@@ -76,15 +76,6 @@ def explain(kubeconfig: Path, *extra: str, node: str = "node2") -> subprocess.Co
 
 def with_debug_pod(kubeconfig: Path, *extra: str) -> subprocess.CompletedProcess:
     return explain(kubeconfig, "--debug-pod", IMAGE, *extra)
-
-
-def error_lines(stderr: str) -> tuple[str, list[str]]:
-    """(the one `svctrace: error:` line, the hint lines); nothing else may be printed."""
-    lines = stderr.strip().splitlines()
-    errors = [line for line in lines if line.startswith("svctrace: error:")]
-    assert len(errors) == 1, stderr
-    assert all(line.startswith(("svctrace: error:", "hint:")) for line in lines), stderr
-    return errors[0], [line for line in lines if line.startswith("hint:")]
 
 
 def calls(api: FakeApiServer) -> list[tuple[str, str]]:
@@ -310,20 +301,30 @@ def _wait_for(predicate: Any, seconds: float = 20.0) -> None:
         time.sleep(0.02)
 
 
-@pytest.mark.parametrize("sig", [pytest.param(signal.SIGINT, id="ctrl-c"),
-                                 pytest.param(signal.SIGTERM, id="sigterm")])
-def test_interrupted_while_pending(api: FakeApiServer, kubeconfig: Path, sig: int) -> None:
-    api.pod_lifecycle = lifecycle(PENDING)                  # held Pending: svctrace waits
+def _interrupt(kubeconfig: Path, sig: int,
+               ready: Any) -> tuple[subprocess.Popen[str], str, str]:
+    """Start explain --debug-pod, send `sig` once `ready()` holds; (process, stdout, stderr)."""
     proc = _start(kubeconfig)
     try:
-        _wait_for(lambda: api.created)                      # the POST was answered
-        _wait_for(lambda: ("GET", f"{PODS}/NAME") in calls(api))   # and it is waiting
+        _wait_for(ready)
         proc.send_signal(sig)
         stdout, stderr = proc.communicate(timeout=20)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    return proc, stdout, stderr
+
+
+@pytest.mark.parametrize("sig", [pytest.param(signal.SIGINT, id="ctrl-c"),
+                                 pytest.param(signal.SIGTERM, id="sigterm")])
+def test_interrupted_while_pending(api: FakeApiServer, kubeconfig: Path, sig: int) -> None:
+    api.pod_lifecycle = lifecycle(PENDING)                  # held Pending: svctrace waits
+
+    def waiting() -> bool:                                  # the POST was answered, and it
+        return bool(api.created) and ("GET", f"{PODS}/NAME") in calls(api)   # is waiting
+
+    proc, stdout, stderr = _interrupt(kubeconfig, sig, waiting)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
     assert "error" not in stderr and "could not delete" not in stderr
@@ -341,15 +342,7 @@ def test_interrupted_right_after_the_post(api: FakeApiServer, kubeconfig: Path,
                                           sig: int) -> None:
     """The signal lands as soon as the POST is seen, before its answer may have arrived."""
     api.pod_lifecycle = lifecycle(PENDING)
-    proc = _start(kubeconfig)
-    try:
-        _wait_for(lambda: posts(api))
-        proc.send_signal(sig)
-        _, stderr = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    proc, _, stderr = _interrupt(kubeconfig, sig, lambda: bool(posts(api)))
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
     assert len(deletes(api)) == 1, stderr

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from apiserver import ExecScript, FakeApiServer, Request, load_items
-from clusterkit import DEMO, DEMO_NS, FIXTURES, kube_system_pod, run_cli
+from clusterkit import DEMO, DEMO_NS, FIXTURES, error_lines, kube_system_pod, run_cli
 
 from svctrace.cluster.live import connect
 from svctrace.cluster.node_exec import find_kube_proxy_pod, read_rules_through_exec
@@ -59,15 +59,6 @@ def exec_kubeconfig(exec_api: FakeApiServer, tmp_path: Path) -> Path:
 def explain(kubeconfig: Path, node: str, *extra: str) -> Any:
     return run_cli("explain", "svc/web", "-n", DEMO_NS, "--node", node, "-o", "json", *extra,
                    kubeconfig=kubeconfig)
-
-
-def error_lines(stderr: str) -> tuple[str, list[str]]:
-    """(the one `svctrace: error:` line, the hint lines); nothing else may be printed."""
-    lines = stderr.strip().splitlines()
-    errors = [line for line in lines if line.startswith("svctrace: error:")]
-    assert len(errors) == 1, stderr
-    assert all(line.startswith(("svctrace: error:", "hint:")) for line in lines), stderr
-    return errors[0], [line for line in lines if line.startswith("hint:")]
 
 
 def kube_system_lists(requests: list[Request]) -> list[Request]:
