@@ -202,19 +202,25 @@ def _trace_shape(text: str, source: str, src: str, dst: str, dport: int, proto: 
                   for o in trace.outcomes)
 
 
+def _read_with_iptc(prefix: str, rules: str, backend: str):
+    """Run the python-iptables reader in a fresh netns loaded through `backend`;
+    (process, netfilter state before, state after)."""
+    ns = NodeNetns(prefix)
+    try:
+        ns.load(rules, backend)
+        before = ns.state()
+        p = ns.python(*IPTC_READ)
+        return p, before, ns.state()
+    finally:
+        ns.release()
+
+
 @pytest.fixture(scope="module")
 def iptc_read(demo_rules):
     """(save text, python-iptables text, state before, state after) of a legacy netns."""
-    ns = NodeNetns("iptc")
-    try:
-        ns.load(demo_rules, "legacy")
-        before = ns.state()
-        p = ns.python(*IPTC_READ)
-        after = ns.state()
-        assert p.returncode == 0, p.stderr
-        yield before.saves["iptables-legacy-save"], p.stdout, before, after
-    finally:
-        ns.release()
+    p, before, after = _read_with_iptc("iptc", demo_rules, "legacy")
+    assert p.returncode == 0, p.stderr
+    yield before.saves["iptables-legacy-save"], p.stdout, before, after
 
 
 def test_python_iptables_reader_leaves_ruleset_unchanged(iptc_read):
@@ -247,14 +253,7 @@ def test_python_iptables_reader_traces_equal_the_save_reader(iptc_read, src, dst
 
 def test_python_iptables_reader_creates_no_legacy_table_on_an_nft_node(demo_rules):
     """On an nft-only netns the fallback opens nothing: no empty legacy table appears."""
-    ns = NodeNetns("iptcnft")
-    try:
-        ns.load(demo_rules, "nft")
-        before = ns.state()
-        p = ns.python(*IPTC_READ)
-        after = ns.state()
-    finally:
-        ns.release()
+    p, before, after = _read_with_iptc("iptcnft", demo_rules, "nft")
     assert p.returncode == 0, p.stderr
     assert before.differences(after) == []
     assert after.proc["/proc/net/ip_tables_names"] == ""
