@@ -25,6 +25,22 @@ def _neg(option: Option, value: bool) -> bool:
     return value != option.negated
 
 
+def _every_option(match: Match, check: Callable[[Option], bool | Unknown]) -> Result:
+    """A match holds when each option does (each possibly negated with `!`); an option the
+    check cannot evaluate makes the whole match Unknown."""
+    for opt in match.options:
+        ok = check(opt)
+        if isinstance(ok, Unknown):
+            return ok
+        if not _neg(opt, ok):
+            return False
+    return True
+
+
+def _unknown_option(match: Match, opt: Option) -> Unknown:
+    return Unknown(f'match "{match.module}" option "--{opt.name}"')
+
+
 def _in_prefix(address: object, spec: str) -> bool:
     try:
         net = ip_network(spec, strict=False)
@@ -104,20 +120,19 @@ def match_l4(state: BranchState, match: Match) -> Result:
     pkt = state.packet
     if match.module != pkt.protocol:
         return False
-    for opt in match.options:
+
+    def check(opt: Option) -> bool | Unknown:
         if opt.name in ("dport", "destination-port"):
-            ok = _port_in(pkt.dport, opt.values[0])
-        elif opt.name in ("sport", "source-port"):
-            ok = _port_in(pkt.sport, opt.values[0])
-        elif opt.name == "syn" and pkt.protocol == "tcp":
-            ok = True
-        elif opt.name == "tcp-flags" and len(opt.values) == 2:
-            ok = _tcp_flags(opt.values[0], opt.values[1])
-        else:
-            return Unknown(f'match "{match.module}" option "--{opt.name}"')
-        if not _neg(opt, ok):
-            return False
-    return True
+            return _port_in(pkt.dport, opt.values[0])
+        if opt.name in ("sport", "source-port"):
+            return _port_in(pkt.sport, opt.values[0])
+        if opt.name == "syn" and pkt.protocol == "tcp":
+            return True
+        if opt.name == "tcp-flags" and len(opt.values) == 2:
+            return _tcp_flags(opt.values[0], opt.values[1])
+        return _unknown_option(match, opt)
+
+    return _every_option(match, check)
 
 
 def _tcp_flags(mask: str, comp: str) -> bool:
@@ -131,17 +146,17 @@ def _tcp_flags(mask: str, comp: str) -> bool:
 
 def match_multiport(state: BranchState, match: Match) -> Result:
     pkt = state.packet
-    for opt in match.options:
+
+    def check(opt: Option) -> bool | Unknown:
         ports = {"dports": (pkt.dport,), "destination-ports": (pkt.dport,),
                  "sports": (pkt.sport,), "source-ports": (pkt.sport,),
                  "ports": (pkt.sport, pkt.dport)}.get(opt.name)
         if ports is None:
-            return Unknown(f'match "multiport" option "--{opt.name}"')
+            return _unknown_option(match, opt)
         specs = opt.values[0].split(",")
-        ok = any(_port_in(p, s) for p in ports for s in specs)
-        if not _neg(opt, ok):
-            return False
-    return True
+        return any(_port_in(p, s) for p in ports for s in specs)
+
+    return _every_option(match, check)
 
 
 def match_comment(state: BranchState, match: Match) -> Result:
@@ -163,17 +178,15 @@ def _address_type(state: BranchState, address: object, kind: str) -> bool | Unkn
 
 
 def match_addrtype(state: BranchState, match: Match) -> Result:
-    for opt in match.options:
+    def check(opt: Option) -> bool | Unknown:
         if opt.name not in ("src-type", "dst-type"):
-            return Unknown(f'match "addrtype" option "--{opt.name}"')
+            return _unknown_option(match, opt)
         address = state.packet.src if opt.name == "src-type" else state.packet.dst
         results = [_address_type(state, address, k) for k in opt.values[0].split(",")]
         unknown = next((r for r in results if isinstance(r, Unknown)), None)
-        if unknown is not None:
-            return unknown
-        if not _neg(opt, any(results)):
-            return False
-    return True
+        return unknown if unknown is not None else any(results)
+
+    return _every_option(match, check)
 
 
 def _value_mask(text: str) -> tuple[int, int]:
@@ -190,13 +203,13 @@ def match_connmark(state: BranchState, match: Match) -> Result:
 
 
 def _mark_option(match: Match, mark: int) -> Result:
-    for opt in match.options:
+    def check(opt: Option) -> bool | Unknown:
         if opt.name != "mark":
-            return Unknown(f'match "{match.module}" option "--{opt.name}"')
+            return _unknown_option(match, opt)
         value, mask = _value_mask(opt.values[0])
-        if not _neg(opt, (mark & mask) == value):
-            return False
-    return True
+        return (mark & mask) == value
+
+    return _every_option(match, check)
 
 
 def _ct_states(state: BranchState) -> set[str]:
@@ -211,21 +224,19 @@ def _ct_states(state: BranchState) -> set[str]:
 
 
 def match_conntrack(state: BranchState, match: Match) -> Result:
-    for opt in match.options:
+    def check(opt: Option) -> bool | Unknown:
         if opt.name in ("ctstate", "state"):
-            ok = bool(_ct_states(state) & set(opt.values[0].split(",")))
-        elif opt.name == "ctstatus":
+            return bool(_ct_states(state) & set(opt.values[0].split(",")))
+        if opt.name == "ctstatus":
             status = {"DNAT"} if state.dnat else set()
             if state.snat:
                 status.add("SNAT")
-            ok = bool(status & set(opt.values[0].split(",")))
-        elif opt.name == "ctproto":
-            ok = _protocol_matches(state, opt.values[0])
-        else:
-            return Unknown(f'match "conntrack" option "--{opt.name}"')
-        if not _neg(opt, ok):
-            return False
-    return True
+            return bool(status & set(opt.values[0].split(",")))
+        if opt.name == "ctproto":
+            return _protocol_matches(state, opt.values[0])
+        return _unknown_option(match, opt)
+
+    return _every_option(match, check)
 
 
 def match_statistic(state: BranchState, match: Match) -> Result:
@@ -253,15 +264,14 @@ def match_recent(state: BranchState, match: Match) -> Result:
 
 
 def match_iprange(state: BranchState, match: Match) -> Result:
-    for opt in match.options:
+    def check(opt: Option) -> bool | Unknown:
         if opt.name not in ("src-range", "dst-range"):
-            return Unknown(f'match "iprange" option "--{opt.name}"')
+            return _unknown_option(match, opt)
         lo, _, hi = opt.values[0].partition("-")
         addr = state.packet.src if opt.name == "src-range" else state.packet.dst
-        ok = ip_address(lo) <= addr <= ip_address(hi or lo)  # type: ignore[operator]
-        if not _neg(opt, ok):
-            return False
-    return True
+        return bool(ip_address(lo) <= addr <= ip_address(hi or lo))  # type: ignore[operator]
+
+    return _every_option(match, check)
 
 
 def match_always(state: BranchState, match: Match) -> Result:
