@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 
-from svctrace.model.packet import IPAddress, Packet, format_endpoint
+from svctrace.model.packet import IPAddress, Packet
 
 IPNetwork = IPv4Network | IPv6Network
 
@@ -94,6 +94,3 @@ class Trace:
             shares[key] = shares.get(key, 0.0) + o.probability
         return shares
 
-
-def endpoint_text(address: IPAddress, port: int) -> str:
-    return format_endpoint(address, port)

@@ -119,7 +119,7 @@ class _Engine:
             state.hooks.append(hook)
         for table, chain_name in tables:
             chain = self.ruleset.chain(table, chain_name)
-            if chain is None or not chain.raw and chain.policy == "ACCEPT":
+            if chain is None or len(chain) == 0 and chain.policy == "ACCEPT":
                 continue
             nxt: list[BranchState] = []
             for state in live:
@@ -140,7 +140,7 @@ class _Engine:
         for s, verdict in self.run_chain(state, chain, (chain.name,)):
             if verdict is None:                       # fell off the end: the policy decides
                 verdict = chain.policy or "ACCEPT"
-                if chain.raw:
+                if len(chain):
                     s.path.append(Step(chain.table, chain.name, None, f"policy {verdict}",
                                        chain.line))
             out.append((s, verdict))
