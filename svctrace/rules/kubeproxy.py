@@ -462,8 +462,6 @@ def sort_key(s: ServiceChains) -> tuple[bool, str, str, int, str, str, str]:
             s.protocol, s.hash)
 
 
-_sort_key = sort_key
-
 
 def in_part(h: str, part: tuple[int, int] | None) -> bool:
     """Whether the service port of chain hash `h` belongs to share `part` = (k, n) of n."""
@@ -486,7 +484,7 @@ def map_services(ruleset: Ruleset, names: Mapping[str, str] | None = None,
         mapper = _Mapper(ruleset, part)
         mapper.run()
         return sorted((b.freeze(names) for b in mapper.by_hash.values()
-                       if in_part(b.hash, part)), key=_sort_key)
+                       if in_part(b.hash, part)), key=sort_key)
     finally:
         if paused:
             gc.enable()
