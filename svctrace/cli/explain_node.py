@@ -99,6 +99,7 @@ def load_node_input(view: ServiceView, opts: ExplainOptions, notes: list[str],
     if opts.rules:
         from svctrace.rules.sources import load_ruleset
         ruleset = load_ruleset(opts.rules)
+        notes.extend(ruleset.warnings)
         node, how = whose_rules(ruleset, view, opts)
         return NodeInput(ruleset, node, (f"rules: {ruleset.source}", *how), (), source, entries)
     if opts.node:

@@ -71,6 +71,8 @@ def run_rules(env: Environment, rules_file: str | None, name: str | None,
     from svctrace.rules.sources import load_ruleset
 
     ruleset = load_ruleset(rules_file)
+    for warning in ruleset.warnings:
+        env.note(warning)
     if fmt == "json" and name is None and parallel_worth_it(ruleset):
         from svctrace.cli.rules_parallel import write_json_in_parallel
         if write_json_in_parallel(env, ruleset, namespace):

@@ -84,6 +84,8 @@ def run_trace(env: Environment, *, dst: str, rules: str | None, src: str | None,
     worker = ScapyWorker()        # imports scapy on the other core while we parse
     try:
         ruleset = load_ruleset(rules)
+        for warning in ruleset.warnings:
+            env.note(warning)
         if src is None:
             src = default_source(ruleset, pod_cidr, ip_address(host).version)
             env.note(f"no --src given: tracing from {src}, an address in the pod CIDR")

@@ -45,6 +45,8 @@ from svctrace.rules.ruletext import (  # noqa: F401 - _parsed_fields: tests comp
     _target,
     _unquoted_head,
     spn_from_comment,
+    valid_endpoint,
+    valid_prefix,
 )
 
 __all__ = [
@@ -261,8 +263,7 @@ class _Mapper:
             proto = fields.get("p", ("", False))[0]
             b.protocol = b.protocol or proto or None
             port = _port(fields)
-            dest = fields.get("d")
-            address = _ip(dest[0]) if dest is not None and not dest[1] else None
+            address = _checked_destination(b, rule, fields)
             if nodeports:
                 b.node_port = port
                 self.node_ports[(proto, port)] = h
@@ -364,6 +365,7 @@ class _Mapper:
                                   f"chain {target}")
             else:
                 b.chain_objects.append(sep)
+                address = _checked_endpoint(b, sep, address)
             b.endpoints.append(EndpointChain(address, share, target, role == "svl", role,
                                              hairpin, affinity, sep, (chain, index)))
 
@@ -454,6 +456,35 @@ class _Mapper:
         if "dst-type" in fields:
             return self.node_ports.get((proto, port))
         return None
+
+
+def _checked_destination(b: _Builder, rule: Rule, fields: Fields) -> str | None:
+    """The `-d` address of an entry rule, or None (with a warning) when iptables-restore would
+    refuse it: such an address must never be listed as the Service's."""
+    dest = fields.get("d")
+    if dest is None or dest[1]:
+        return None
+    if not valid_prefix(dest[0]):
+        b.warnings.append(f"{rule.location}: destination {dest[0]!r} is not an address "
+                          "(iptables-restore refuses this rule)")
+        return None
+    return _ip(dest[0])
+
+
+def _checked_endpoint(b: _Builder, sep: Chain, address: str | None) -> str | None:
+    """The DNAT target of a KUBE-SEP chain when it is one endpoint `ip:port`; else None and a
+    warning naming the line (an empty chain, a garbled or partial --to-destination)."""
+    if address is not None and valid_endpoint(address):
+        return address
+    if address is None and not len(sep):
+        b.warnings.append(f"{sep.source}:{sep.line}: {sep.name} is empty (declared, no DNAT "
+                          "rule): no endpoint behind it; connections sent there are not DNATed")
+        return None
+    line = next((n for n, text, _ in sep.raw if "DNAT" in text), sep.line)
+    b.warnings.append(f"{sep.source}:{line}: {sep.name}: DNAT target "
+                      f"{address if address is not None else 'missing'!r} is not one endpoint "
+                      "address:port; endpoint address unknown")
+    return None
 
 
 def sort_key(s: ServiceChains) -> tuple[bool, str, str, int, str, str, str]:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from fractions import Fraction
-from ipaddress import ip_address, ip_network
+from ipaddress import ip_address
 
+from svctrace.model import values
 from svctrace.model.ruleset import Match, Option
 from svctrace.trace.state import BranchState, Unknown
 
@@ -42,13 +43,8 @@ def _unknown_option(match: Match, opt: Option) -> Unknown:
 
 
 def _in_prefix(address: object, spec: str) -> bool:
-    try:
-        net = ip_network(spec, strict=False)
-    except ValueError:
-        # iptables-save prints -s/-d as a prefix; restore input may use a dotted mask
-        addr, _, mask = spec.partition("/")
-        net = ip_network(f"{addr}/{mask}", strict=False)
-    return address in net
+    # iptables-save prints -s/-d as a prefix; restore input may use a dotted mask
+    return address in values.parse_prefix(spec)
 
 
 def _protocol_matches(state: BranchState, spec: str) -> bool:
@@ -109,11 +105,9 @@ def _interface(state: BranchState, which: str) -> str | None | Unknown:
     return pkt.out_interface
 
 
-def _port_in(port: int, spec: str) -> bool:
-    if ":" in spec:
-        lo, _, hi = spec.partition(":")
-        return int(lo or 0) <= port <= int(hi or 65535)
-    return port == int(spec)
+def _port_in(port: int, spec: str, protocol: str) -> bool:
+    lo, hi = values.parse_port_range(spec, protocol)
+    return lo <= port <= hi
 
 
 def match_l4(state: BranchState, match: Match) -> Result:
@@ -123,9 +117,9 @@ def match_l4(state: BranchState, match: Match) -> Result:
 
     def check(opt: Option) -> bool | Unknown:
         if opt.name in ("dport", "destination-port"):
-            return _port_in(pkt.dport, opt.values[0])
+            return _port_in(pkt.dport, opt.values[0], pkt.protocol)
         if opt.name in ("sport", "source-port"):
-            return _port_in(pkt.sport, opt.values[0])
+            return _port_in(pkt.sport, opt.values[0], pkt.protocol)
         if opt.name == "syn" and pkt.protocol == "tcp":
             return True
         if opt.name == "tcp-flags" and len(opt.values) == 2:
@@ -153,8 +147,8 @@ def match_multiport(state: BranchState, match: Match) -> Result:
                  "ports": (pkt.sport, pkt.dport)}.get(opt.name)
         if ports is None:
             return _unknown_option(match, opt)
-        specs = opt.values[0].split(",")
-        return any(_port_in(p, s) for p in ports for s in specs)
+        ranges = values.parse_port_list(opt.values[0], pkt.protocol)
+        return any(lo <= p <= hi for p in ports for lo, hi in ranges)
 
     return _every_option(match, check)
 
@@ -189,11 +183,6 @@ def match_addrtype(state: BranchState, match: Match) -> Result:
     return _every_option(match, check)
 
 
-def _value_mask(text: str) -> tuple[int, int]:
-    value, _, mask = text.partition("/")
-    return int(value, 0), int(mask, 0) if mask else 0xFFFFFFFF
-
-
 def match_mark(state: BranchState, match: Match) -> Result:
     return _mark_option(match, state.mark)
 
@@ -206,7 +195,7 @@ def _mark_option(match: Match, mark: int) -> Result:
     def check(opt: Option) -> bool | Unknown:
         if opt.name != "mark":
             return _unknown_option(match, opt)
-        value, mask = _value_mask(opt.values[0])
+        value, mask = values.parse_mark(opt.values[0])
         return (mark & mask) == value
 
     return _every_option(match, check)
@@ -245,7 +234,7 @@ def match_statistic(state: BranchState, match: Match) -> Result:
     if mode is None or mode.values[0] != "random" or prob is None:
         return Unknown('match "statistic" in a mode other than random')
     # The kernel keeps a 31-bit threshold (xt_statistic): use its exact value, not the text's.
-    p = Fraction(round(float(prob.values[0]) * 2**31), 2**31)
+    p = values.parse_probability(prob.values[0])
     return (1 - p) if prob.negated else p
 
 
@@ -267,9 +256,10 @@ def match_iprange(state: BranchState, match: Match) -> Result:
     def check(opt: Option) -> bool | Unknown:
         if opt.name not in ("src-range", "dst-range"):
             return _unknown_option(match, opt)
-        lo, _, hi = opt.values[0].partition("-")
+        lo, hi = values.parse_ip_range(opt.values[0])
         addr = state.packet.src if opt.name == "src-range" else state.packet.dst
-        return bool(ip_address(lo) <= addr <= ip_address(hi or lo))  # type: ignore[operator]
+        return addr.version == lo.version and \
+            bool(lo <= addr <= hi)  # type: ignore[operator]
 
     return _every_option(match, check)
 
