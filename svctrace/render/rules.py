@@ -144,11 +144,16 @@ def _entries(tree: Any, s: ServiceChains, wide: bool) -> None:
     from rich.text import Text
 
     for e in s.entries:
-        where = "nat KUBE-NODEPORTS" if e.kind == "nodePort" else "nat KUBE-SERVICES"
         label = _KIND_LABEL.get(e.kind, e.kind) + ("?" if e.kind_inferred else "")
-        node = tree.add(Text.assemble((f"{where} ", "dim"), f"{label} ",
+        node = tree.add(Text.assemble((f"nat {e.rule.chain} ", "dim"), f"{label} ",
                                       (_addr(e.address, e.port), "cyan"), f" → {e.target}"))
         _rule_lines(node, [e.rule], wide)
+    for m in s.masquerade:          # before 1.22: next to the entry rule, not in KUBE-SVC
+        if m.chain in ("KUBE-SERVICES", "KUBE-NODEPORTS"):
+            node = tree.add(Text.assemble((f"nat {m.chain} ", "dim"), ("masquerade ", "yellow"),
+                                          m.condition or "all traffic", (f"  ({m.reason})",
+                                                                         "dim")))
+            _rule_lines(node, [m.rule], wide)
 
 
 def _chain(tree: Any, s: ServiceChains, role: str, name: str, wide: bool) -> None:

@@ -57,10 +57,14 @@ __all__ = [
 ]
 
 PROTOCOLS = ("tcp", "udp", "sctp")
-_PREFIXES = {"KUBE-SVC-": "svc", "KUBE-SVL-": "svl", "KUBE-EXT-": "ext", "KUBE-FW-": "fw"}
+# KUBE-XLB- (eTP=Local before 1.24) was the external chain of its day: it plays the EXT role
+_PREFIXES = {"KUBE-SVC-": "svc", "KUBE-SVL-": "svl", "KUBE-EXT-": "ext", "KUBE-FW-": "fw",
+             "KUBE-XLB-": "ext"}
 _ROLE_PREFIXES = tuple(_PREFIXES)
 _MASQ = "KUBE-MARK-MASQ"
 _JUMP_MASQ = " -j KUBE-MARK-MASQ"
+# kube-proxy 1.1 marked for masquerade itself, with "MASQ" in ASCII (no KUBE-MARK-MASQ chain)
+_MARK_MASQ_1_1 = " -j MARK --set-xmark 0x4d415351/0xffffffff"
 _DNAT = " -j DNAT --to-destination "
 _KERNEL_P: dict[str, float] = {}      # printed probability → kernel value (few distinct ones)
 
@@ -229,6 +233,7 @@ class _Mapper:
         self.by_hash: dict[str, _Builder] = {}
         self.vips: dict[tuple[str, str, int | None], str] = {}
         self.node_ports: dict[tuple[str, int | None], str] = {}
+        self.entry_masq: list[tuple[Chain, int]] = []
         self.part = part
 
     def builder(self, h: str) -> _Builder:
@@ -240,6 +245,9 @@ class _Mapper:
     def run(self) -> None:
         self.read_entries("KUBE-SERVICES", nodeports=False)
         self.read_entries("KUBE-NODEPORTS", nodeports=True)
+        self.read_entry_masquerade()
+        for chain_name in _PORTAL_CHAINS:
+            self.read_portals(chain_name)
         for name in self.nat:                  # chains no entry rule reaches still count
             found = _role(name) if name.startswith(_ROLE_PREFIXES) else None
             if found is not None:
@@ -251,14 +259,19 @@ class _Mapper:
 
     def read_entries(self, chain_name: str, nodeports: bool) -> None:
         chain = self.nat.get(chain_name)
-        for rule in chain.rules if chain is not None else ():
+        if chain is None:
+            return
+        for index, rule in enumerate(chain.rules):
+            if _marks_masquerade(rule.text):
+                self.entry_masq.append((chain, index))   # before 1.22: next to the jump
+                continue
             fields = _fields(rule)
             found = _role(fields.get("j", ("", False))[0])
             if found is None:
                 continue
             role, h = found
             b = self.builder(h)
-            b.chains[role] = self.nat_name(role, h)
+            b.chains[role] = fields["j"][0]
             b.note_comment(fields)
             proto = fields.get("p", ("", False))[0]
             b.protocol = b.protocol or proto or None
@@ -275,10 +288,72 @@ class _Mapper:
                     self.vips[(address, proto, port)] = h
             b.entries.append(EntryRule(kind, address, port, fields["j"][0], rule, inferred))
 
-    @staticmethod
-    def nat_name(role: str, h: str) -> str:
-        return {"svc": "KUBE-SVC-", "svl": "KUBE-SVL-", "ext": "KUBE-EXT-", "fw": "KUBE-FW-"}[
-            role] + h
+    def read_entry_masquerade(self) -> None:
+        """Before 1.22 the masquerade rules sat in KUBE-SERVICES / KUBE-NODEPORTS, each right
+        before the jump it belongs to (`! -s POD_CIDR -d VIP … -j KUBE-MARK-MASQ`): give each
+        to its service port, by its comment's hash, else by the address and port it matches."""
+        for chain, index in self.entry_masq:
+            rule = chain.rules[index]
+            fields = _fields(rule)
+            h = self.entry_hash(chain.name, fields)
+            if h is None or not in_part(h, self.part):
+                continue
+            b = self.builder(h)
+            src = fields.get("s")
+            if chain.name == "KUBE-NODEPORTS":
+                reason = "local source" if src is not None and not src[1] else "external"
+            elif src is not None and src[1]:
+                reason = "cluster IP"
+            else:
+                reason = "external"
+            b.masquerade.append(MasqueradeRule(chain.name, _condition_of(chain, index), reason,
+                                               ref=(chain, index)))
+
+    def entry_hash(self, chain_name: str, fields: Fields) -> str | None:
+        proto = fields.get("p", ("", False))[0]
+        comment = fields.get("comment")
+        spn = spn_from_comment(comment[0])[0] if comment is not None else None
+        if spn is not None and proto:
+            h = chain_hash(spn, proto)
+            if h in self.by_hash:
+                return h
+        port = _port(fields)
+        if chain_name == "KUBE-NODEPORTS":
+            return self.node_ports.get((proto, port))
+        dest = fields.get("d")
+        return self.vips.get((_ip(dest[0]), proto, port)) if dest is not None else None
+
+    def read_portals(self, chain_name: str) -> None:
+        """The userspace proxy (KUBE-PORTALS-*, KUBE-NODEPORT-*): each service port is sent to
+        kube-proxy's own port on the node, and kube-proxy picks the endpoint."""
+        chain = self.nat.get(chain_name)
+        for rule in chain.rules if chain is not None else ():
+            fields = _parsed_fields(rule)
+            comment = fields.get("comment")
+            spn = spn_from_comment(comment[0])[0] if comment is not None else None
+            proto = fields.get("p", ("", False))[0]
+            if spn is None or not proto:
+                continue
+            b = self.builder(chain_hash(spn, proto))
+            b.names.append(spn)
+            b.protocol = proto
+            port = _port(fields)
+            target = fields.get("j", ("", False))[0]
+            to = fields.get("to-ports") or fields.get("to-destination")
+            nodeport = chain_name.startswith("KUBE-NODEPORT-")
+            if nodeport:
+                b.node_port = port
+            else:
+                b.port = port
+            address = None if nodeport else _checked_destination(b, rule, fields)
+            b.entries.append(EntryRule("nodePort" if nodeport else "clusterIP", address, port,
+                                       target, rule))
+            if target == "REDIRECT":
+                b.warnings.append(
+                    f"kube-proxy's userspace proxy (KUBE-PORTALS-*, the 2015 layout): "
+                    f"connections to {'node port ' if nodeport else ''}{port} go to kube-proxy "
+                    f"itself on port {to[0] if to else '?'}, which picks the endpoint; the "
+                    "endpoints are not in the rules")
 
     @staticmethod
     def entry_kind(fields: Fields, role: str) -> tuple[str, bool]:
@@ -298,9 +373,14 @@ class _Mapper:
             b.chain_objects.append(chain)
             if role in ("svc", "svl"):
                 self.read_policy_chain(b, chain, role)
+            elif chain.name.startswith("KUBE-XLB-"):
+                self.read_front_chain(b, chain, role)
+                before = len(b.endpoints)
+                self.read_policy_chain(b, chain, "svl")   # "Balancing rule N" → local SEPs
+                b.endpoints[before:] = [replace(e, via="ext") for e in b.endpoints[before:]]
             else:
                 self.read_front_chain(b, chain, role)
-        local = {e.chain for e in b.endpoints if e.via == "svl"}
+        local = {e.chain for e in b.endpoints if e.local}
         if local:   # an endpoint the SVL chain reaches is on this node, however it is reached
             b.endpoints = [replace(e, local=e.chain in local) for e in b.endpoints]
 
@@ -315,6 +395,11 @@ class _Mapper:
                     "external" if role == "ext" else "other")
                 b.masquerade.append(MasqueradeRule(chain.name, _condition(rule), reason,
                                                    ref=(chain, i)))
+            elif target == "KUBE-MARK-DROP":      # before 1.25: dropped by filter KUBE-FIREWALL
+                comment = fields.get("comment", ("", False))[0]
+                reason = "no local endpoints" if comment.endswith("has no local endpoints") \
+                    else "firewall" if role == "fw" else "other"
+                b.filter.append(FilterRule(chain.name, "DROP", reason, None, None, rule))
             elif role == "fw" and target is not None and target.startswith("KUBE-EXT-"):
                 src = fields.get("s")
                 if src is not None and not src[1]:
@@ -333,8 +418,11 @@ class _Mapper:
             if target is None:
                 fields = _fields(chain.rules[index])
                 target = fields.get("j", ("", False))[0]
+            if target == "DNAT":
+                self.direct_dnat(b, chain, index, role)
+                continue
             if not target.startswith("KUBE-SEP-"):
-                if target == _MASQ:
+                if target == _MASQ and not chain.name.startswith("KUBE-XLB-"):
                     self.masquerade(b, chain, index)
                 continue
             if (" --rcheck " in head) if fields is None else ("rcheck" in fields):
@@ -370,6 +458,25 @@ class _Mapper:
                                              hairpin, affinity, sep, (chain, index)))
 
     @staticmethod
+    def direct_dnat(b: _Builder, chain: Chain, index: int, role: str) -> None:
+        """A KUBE-SVC rule that DNATs itself (no KUBE-SEP chain): the endpoint is the rule."""
+        fields = _fields(chain.rules[index])
+        address = fields.get("to-destination", ("", False))[0]
+        if not valid_endpoint(address):
+            b.warnings.append(f"{chain.rules[index].location}: DNAT target {address!r} is not "
+                              "one endpoint address:port; endpoint address unknown")
+        printed = fields.get("probability")
+        done = sum(e.probability for e in b.endpoints if e.via == role)
+        try:
+            p = kernel_probability(printed[0]) if printed else 1.0
+        except ValueError:
+            p = 0.0
+        share = (1.0 - done) * p
+        b.endpoints.append(EndpointChain(address if valid_endpoint(address) else None, share,
+                                         chain.name, role == "svl", role, False, "set" in fields,
+                                         None, (chain, index)))
+
+    @staticmethod
     def masquerade(b: _Builder, chain: Chain, index: int) -> None:
         if not b.names:
             b.note_comment(_fields(chain.rules[index]))
@@ -390,7 +497,7 @@ class _Mapper:
                     _unquoted_head(text[:k]) if '"' in text else text)
         address, hairpin, affinity = None, False, False
         for i, text in enumerate(texts):
-            if text.endswith(_JUMP_MASQ):          # exact: a quoted string would end in '"'
+            if _marks_masquerade(text):           # exact: a quoted string would end in '"'
                 hairpin = True
                 continue
             k = text.rfind(_DNAT)
@@ -456,6 +563,14 @@ class _Mapper:
         if "dst-type" in fields:
             return self.node_ports.get((proto, port))
         return None
+
+
+_PORTAL_CHAINS = ("KUBE-PORTALS-CONTAINER", "KUBE-PORTALS-HOST", "KUBE-NODEPORT-CONTAINER",
+                  "KUBE-NODEPORT-HOST")
+
+
+def _marks_masquerade(text: str) -> bool:
+    return text.endswith(_JUMP_MASQ) or text.endswith(_MARK_MASQ_1_1)
 
 
 def _checked_destination(b: _Builder, rule: Rule, fields: Fields) -> str | None:
@@ -606,9 +721,14 @@ def _policy_chains_first(chains: ChainMap) -> Iterator[str]:
 
 def infer_pod_cidr(ruleset: Ruleset) -> str | None:
     """The cluster/pod CIDR of the local-traffic detector (`! -s CIDR` on the cluster-IP masquerade
-    rules, `-s CIDR` on the EXT pod short-circuit), the most common one; None if there is none."""
+    rules — in KUBE-SVC since 1.22, in KUBE-SERVICES before —, `-s CIDR` on the EXT or XLB pod
+    short-circuit), the most common one; None if there is none."""
     nat = ruleset.tables.get("nat")
     seen: Counter[str] = Counter()
+    entry = nat.chains.get("KUBE-SERVICES") if nat is not None else None
+    for text in entry.texts()[:400] if entry is not None else ():
+        if text.endswith(_JUMP_MASQ) and " ! -s " in text:     # before 1.22 (KUBE-SERVICES)
+            seen[text.split(" ! -s ", 1)[1].split(" ", 1)[0]] += 1
     for name in _policy_chains_first(nat.chains) if nat is not None else ():
         role = _role(name)
         if role is None or role[0] == "fw":
