@@ -67,11 +67,11 @@ def parse_service_arg(arg: str) -> str:
 
 def run_rules(env: Environment, rules_file: str | None, name: str | None,
               namespace: str | None, fmt: str) -> None:
-    from svctrace.rules.kubeproxy import map_services
+    from svctrace.rules.kubeproxy import layout_notes, map_services
     from svctrace.rules.sources import load_ruleset
 
     ruleset = load_ruleset(rules_file)
-    for warning in ruleset.warnings:
+    for warning in (*ruleset.warnings, *layout_notes(ruleset)):
         env.note(warning)
     if fmt == "json" and name is None and parallel_worth_it(ruleset):
         from svctrace.cli.rules_parallel import write_json_in_parallel

@@ -84,7 +84,9 @@ def run_trace(env: Environment, *, dst: str, rules: str | None, src: str | None,
     worker = ScapyWorker()        # imports scapy on the other core while we parse
     try:
         ruleset = load_ruleset(rules)
-        for warning in ruleset.warnings:
+        from svctrace.rules.kubeproxy import layout_notes
+
+        for warning in (*ruleset.warnings, *layout_notes(ruleset)):
             env.note(warning)
         if src is None:
             src = default_source(ruleset, pod_cidr, ip_address(host).version)

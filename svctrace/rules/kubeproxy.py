@@ -53,7 +53,7 @@ __all__ = [
     "ServiceChains", "EndpointChain", "EntryRule", "FilterRule", "MasqueradeRule", "LocalHint",
     "chain_hash", "service_chain", "local_chain", "external_chain", "firewall_chain",
     "endpoint_chain", "identify", "split_spn", "map_services", "infer_pod_cidr",
-    "infer_local_hints", "kernel_probability",
+    "infer_local_hints", "kernel_probability", "layout_notes", "ipvs_mode",
 ]
 
 PROTOCOLS = ("tcp", "udp", "sctp")
@@ -182,6 +182,12 @@ class _Builder:
 
     def freeze(self, names: Mapping[str, str] | None) -> ServiceChains:
         spn = self.name(names)
+        if not self.entries and not self.filter:
+            chains = [c for c in self.chains.values() if c is not None]
+            if chains:
+                self.warnings.append(
+                    f"no rule in nat KUBE-SERVICES or KUBE-NODEPORTS jumps to {chains[0]}: no "
+                    "packet reaches these chains (stale, or a half-written node)")
         ns, name, port_name = split_spn(spn) if spn is not None else (None, None, None)
         kinds: dict[str, list[str]] = {"clusterIP": [], "externalIP": [], "loadBalancerIP": []}
         for entry in self.entries:
@@ -696,7 +702,7 @@ def service_port_of(path: Iterable[Step]) -> str | None:
                     return spn
         role = _role(step.chain)
         if role is not None and chain_hash_seen is None:
-            chain_hash_seen = f"(service port of chains *-{role[1]})"
+            chain_hash_seen = f"*-{role[1]}"        # no comment: the chains' hash
     return chain_hash_seen
 
 
@@ -779,3 +785,58 @@ def infer_local_hints(ruleset: Ruleset) -> list[LocalHint]:
 
 def _loopback(value: str) -> bool:
     return value.startswith("127.") or value in ("::1", "::1/128")
+
+
+# --- the node as a whole: is kube-proxy's dispatch reachable, and in which mode ---------------
+
+_IPVS_SETS = ("KUBE-CLUSTER-IP", "KUBE-LOOP-BACK", "KUBE-NODE-PORT-", "KUBE-LOAD-BALANCER",
+              "KUBE-EXTERNAL-IP")
+_HOOKED_FROM = {"KUBE-SERVICES": ("PREROUTING", "OUTPUT"),
+                "KUBE-PORTALS-CONTAINER": ("PREROUTING",), "KUBE-PORTALS-HOST": ("OUTPUT",)}
+
+
+def ipvs_mode(ruleset: Ruleset) -> bool:
+    """kube-proxy in IPVS mode: its nat KUBE-SERVICES matches ipsets (`-m set --match-set
+    KUBE-CLUSTER-IP dst,dst`), kube-proxy-semantics.md §3."""
+    nat = ruleset.tables.get("nat")
+    chain = nat.chains.get("KUBE-SERVICES") if nat is not None else None
+    return chain is not None and any(
+        " --match-set KUBE-" in t and any(f" {s}" in t for s in _IPVS_SETS)
+        for t in chain.texts()[:100])
+
+
+def layout_notes(ruleset: Ruleset) -> list[str]:
+    """What a user must know before reading the service rules of this dump: IPVS mode (the
+    KUBE-SVC chains are leftovers), the userspace proxy, or dispatch chains no built-in chain
+    jumps to (a broken or half-written node: no packet reaches the service rules)."""
+    nat = ruleset.tables.get("nat")
+    if nat is None:
+        return []
+    notes: list[str] = []
+    if ipvs_mode(ruleset):
+        leftovers = sum(1 for n in nat.chains if n.startswith(("KUBE-SVC-", "KUBE-SEP-")))
+        notes.append("kube-proxy runs in IPVS mode on this node: services are in IPVS "
+                      "(ipvsadm -Ln), not in these rules" + (
+                          f"; the {leftovers} KUBE-SVC/KUBE-SEP chains here are leftovers of "
+                          "iptables mode that no packet reaches" if leftovers else ""))
+        return notes
+    for name, hooks in _HOOKED_FROM.items():
+        chain = nat.chains.get(name)
+        if chain is None or not len(chain):
+            continue
+        jumped = [h for h in hooks if _jumps_to(nat.chains.get(h), name)]
+        missing = [h for h in hooks if h not in jumped]
+        if missing:
+            notes.append(f"nat {' and '.join(missing)} {'does' if len(missing) == 1 else 'do'} "
+                         f"not jump to {name}: packets "
+                         f"{'from outside' if 'PREROUTING' in missing else ''}"
+                         f"{' and ' if len(missing) == 2 else ''}"
+                         f"{'from the node' if 'OUTPUT' in missing else ''} never reach the "
+                         "service rules (a broken or half-written node, or kube-proxy stopped "
+                         "while restoring)")
+    return notes
+
+
+def _jumps_to(chain: Chain | None, target: str) -> bool:
+    return chain is not None and any(t.endswith(f" -j {target}") or f" -j {target} " in t
+                                     for t in chain.texts())

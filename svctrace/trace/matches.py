@@ -277,7 +277,40 @@ def match_pkttype(state: BranchState, match: Match) -> Result:
     return _neg(opt, opt.values[0] == kind)
 
 
+# Interfaces that are Linux bridges on Kubernetes nodes (kubenet, CNI bridge plugin, Docker,
+# weave, kube-router, libvirt, LXC): a packet whose input interface is one of them came in
+# through a bridge port.
+_BRIDGES = ("cbr0", "cni0", "docker0", "weave", "kube-bridge", "lxcbr0", "br-", "virbr")
+
+
+def match_physdev(state: BranchState, match: Match) -> Result:
+    """xt_physdev: the bridge port a packet came in or goes out through. A traced packet comes
+    from outside through the interface --in-interface names (no interface: not a bridge port),
+    or from the node itself (no input port at all); svctrace traces routed packets, never
+    bridged ones."""
+    hook = state.hook
+    local_out = hook is not None and hook.local_out
+    iface = state.packet.in_interface
+    from_bridge = not local_out and iface is not None and iface.startswith(_BRIDGES)
+
+    def check(opt: Option) -> bool | Unknown:
+        if opt.name == "physdev-is-in":
+            return from_bridge
+        if opt.name == "physdev-is-bridged":
+            return False
+        if opt.name == "physdev-is-out":
+            return False
+        if opt.name == "physdev-in" and not from_bridge:
+            return False
+        if opt.name == "physdev-out":
+            return False
+        return _unknown_option(match, opt)
+
+    return _every_option(match, check)
+
+
 MATCHES: dict[str, MatchFn] = {
+    "physdev": match_physdev,
     "": match_basic,
     "tcp": match_l4,
     "udp": match_l4,

@@ -50,8 +50,6 @@ def t_dnat(state: BranchState, target: Target) -> str | Unknown:
     to = values.parse_nat_to(opt.values[0])
     if to.is_range:
         return Unknown(f"DNAT to a range ({opt.values[0]}): the kernel picks one per connection")
-    if to.port == 0:
-        return Unknown(f"DNAT to port 0 ({opt.values[0]}): not a port a connection can use")
     pkt = state.packet
     new_port = to.port if to.port is not None else pkt.dport
     address = to.address if to.address is not None else pkt.dst

@@ -238,3 +238,27 @@ def portals(services: list[OldService], node_ip: str, proxy_ports: dict[str, int
             nat.append(f"-A KUBE-NODEPORT-CONTAINER {np} -j REDIRECT --to-ports {port}")
             nat.append(f"-A KUBE-NODEPORT-HOST {np} -j DNAT --to-destination {node_ip}:{port}")
     return _dump([], [], chains, nat)
+
+
+# The example nodes the rules tests and the kernel tests share.
+PRE_122_EXAMPLE = pre_122([
+    OldService("old", "web", "http", "10.96.10.10", 80, [("10.244.1.11", 8080),
+               ("10.244.2.12", 8080)], node_port=30080, external_ips=["192.0.2.50"]),
+    OldService("old", "local", "http", "10.96.10.20", 80, [("10.244.1.21", 8080),
+               ("10.244.2.22", 8080)], node_port=30081, local_endpoints=[("10.244.1.21", 8080)]),
+    OldService("old", "nolocal", "", "10.96.10.30", 80, [("10.244.2.31", 8080)],
+               node_port=30082, local_endpoints=[]),
+    OldService("old", "empty", "http", "10.96.10.40", 80, []),
+], "10.244.0.0/16")
+
+V1_1_EXAMPLE = v1_1([
+    OldService("old", "web", "", "10.0.0.50", 80, [("10.244.1.11", 8080), ("10.244.2.12", 8080)],
+               node_port=30080),
+    OldService("old", "sticky", "", "10.0.0.60", 80, [("10.244.1.31", 80), ("10.244.2.32", 80)],
+               affinity_seconds=180),
+])
+
+PORTALS_EXAMPLE = portals([
+    OldService("old", "kube-dns", "dns", "10.0.0.10", 53, proto="udp", node_port=30053),
+    OldService("old", "kubernetes", "", "10.0.0.1", 443, node_port=30443),
+], "10.10.0.10", {"old/kube-dns:dns": 60906, "old/kubernetes:": 60058})
