@@ -34,6 +34,7 @@ def rules(
     service: str = typer.Argument(None, help="Service: svc/NAME, service/NAME or NAME "
                                   "(default: all).", show_default=False),
     rules_file: str = options.RulesFile,
+    partial: bool = options.Partial,
     namespace: str = options.Namespace,
     output: str = options.Output,
     color: str = options.Color,
@@ -48,7 +49,7 @@ def rules(
     env = Environment(color=options.check_color(color), quiet=quiet)
     fmt = options.check_output(output)
     name = parse_service_arg(service) if service is not None else None
-    run_rules(env, rules_file, name, namespace, fmt)
+    run_rules(env, rules_file, name, namespace, fmt, partial)
 
 
 def parse_service_arg(arg: str) -> str:
@@ -66,11 +67,11 @@ def parse_service_arg(arg: str) -> str:
 
 
 def run_rules(env: Environment, rules_file: str | None, name: str | None,
-              namespace: str | None, fmt: str) -> None:
+              namespace: str | None, fmt: str, partial: bool = False) -> None:
     from svctrace.rules.kubeproxy import layout_notes, map_services
     from svctrace.rules.sources import load_ruleset
 
-    ruleset = load_ruleset(rules_file)
+    ruleset = load_ruleset(rules_file, partial)
     for warning in (*ruleset.warnings, *layout_notes(ruleset)):
         env.note(warning)
     if fmt == "json" and name is None and parallel_worth_it(ruleset):

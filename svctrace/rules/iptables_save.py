@@ -26,6 +26,7 @@ from svctrace.model.ruleset import (
     Table,
     Target,
 )
+from svctrace.rules.pastes import check_continuations, recognise_headerless
 
 # iptables-save quotes a value that holds characters outside [A-Za-z0-9_-] and escapes `"`, `\`
 # and `'` inside the quotes (libxtables xtables_save_string). shlex would keep the `\'`.
@@ -49,9 +50,11 @@ _BASIC = {"-s": "s", "--source": "s", "--src": "s", "-d": "d", "--destination": 
 _FLAGS = {"-f": "f", "--fragment": "f"}
 
 
-def parse_iptables_save(text: str, source: str = "<stdin>") -> Ruleset:
-    """Parse a whole dump. Rules are token-parsed lazily; call `Ruleset.check()` to force it."""
-    return _Structure(source).run(text)
+def parse_iptables_save(text: str, source: str = "<stdin>", partial: bool = False) -> Ruleset:
+    """Parse a whole dump. Rules are token-parsed lazily; call `Ruleset.check()` to force it.
+    `partial`: a table cut off before its COMMIT (a truncated paste) is read as far as it goes,
+    with a warning, instead of being refused."""
+    return _Structure(source, partial).run(text)
 
 
 def tokenize(line: str) -> list[tuple[str, bool]]:
@@ -65,14 +68,16 @@ class _Structure:
     are grouped into runs; declarations are recorded, not built (see ChainMap). That keeps a
     230,000-line, 60,000-chain dump to a fraction of a second."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, partial: bool = False) -> None:
         self.source = source
+        self.partial = partial
         self.ruleset = Ruleset(source=source)
         self.table: Table | None = None
         self.text = ""
+        self.implicit_table = False       # `iptables -S` output: a table without a header
 
-    def error(self, line: int, message: str) -> RuleSyntaxError:
-        return RuleSyntaxError(self.source, line, message)
+    def error(self, line: int, message: str, hint: str | None = None) -> RuleSyntaxError:
+        return RuleSyntaxError(self.source, line, message, hint)
 
     def run(self, text: str) -> Ruleset:
         if "\x00" in text:
@@ -82,6 +87,14 @@ class _Structure:
             text = self.normalise_crlf(text)
         if not text.endswith("\n"):
             text += "\n"
+        check_continuations(text, self.source)
+        if not text.startswith("*") and "\n*" not in text:
+            listing = recognise_headerless(text, self.source)
+            if listing is not None:          # `iptables -S`: one table, no header
+                text = self.text = listing.text
+                self.ruleset.warnings.append(listing.note)
+                self.open_table(1, listing.table)
+                self.implicit_table = True
         self.text = text
         lineno = 1
         count = text.count
@@ -131,9 +144,17 @@ class _Structure:
         return self.table.chains.built if self.table is not None else {}
 
     def finish(self) -> Ruleset:
-        if self.table is not None:
+        if self.implicit_table:
+            self.table = None
+        if self.table is not None and self.partial:
+            self.ruleset.warnings.append(
+                f"{self.source}:{self.table.line}: table \"{self.table.name}\" has no COMMIT (a "
+                "truncated dump): read as far as it goes (--partial); chains cut off are empty, "
+                "later tables are missing")
+        elif self.table is not None:
             raise self.error(self.table.line, f'table "{self.table.name}" has no COMMIT '
-                             "(truncated dump?)")
+                             "(truncated dump?)", "give --partial to read what is there, or "
+                             "save the whole dump: sudo iptables-save > rules.txt")
         if not self.ruleset.tables:
             raise RuleSyntaxError(self.source, 1, "no tables found: expected iptables-save "
                                   "output (lines like '*nat', ':CHAIN POLICY', '-A CHAIN …')")
@@ -214,6 +235,9 @@ class _Structure:
             self.insert(lineno, line)
         elif line.startswith(("-X", "-F", "-N")):
             self.chain_command(lineno, line.split())
+        elif line.startswith("-P ") and self.implicit_table:
+            parts = line.split()
+            self.declare(lineno, parts[1:3])
         else:
             raise self.error(lineno, f"cannot parse line: {_clip(line)!r}")
 

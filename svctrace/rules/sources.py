@@ -39,8 +39,9 @@ def read_rules_text(path: str) -> tuple[str, str]:
     return text, source
 
 
-def load_ruleset(path: str | None) -> Ruleset:
-    """Parse the rules at `path` (iptables-save text). None means no source was given."""
+def load_ruleset(path: str | None, partial: bool = False) -> Ruleset:
+    """Parse the rules at `path` (iptables-save text). None means no source was given.
+    `partial`: read a truncated dump as far as it goes (see parse_iptables_save)."""
     if path is None:
         raise UsageError("no rules to read",
                          "pass --rules FILE (iptables-save output, '-' for stdin), or run on a "
@@ -48,4 +49,4 @@ def load_ruleset(path: str | None) -> Ruleset:
     from svctrace.rules.iptables_save import parse_iptables_save
 
     text, source = read_rules_text(path)
-    return parse_iptables_save(text, source)
+    return parse_iptables_save(text, source, partial)
