@@ -32,21 +32,23 @@ def parse_destination(dst: str, dport: int | None) -> tuple[str, int]:
         raise UsageError(f"--dst {dst!r}: port is not a number") from None
 
 
-def default_source(ruleset: Ruleset, pod_cidr: str | None, family: int) -> str:
-    """An address in the pod CIDR that is no endpoint: 'a packet from some pod'."""
-    if pod_cidr is None:
-        from svctrace.rules.kubeproxy import infer_pod_cidr
-        pod_cidr = infer_pod_cidr(ruleset)
-    if pod_cidr is None:
+def default_source(ruleset: Ruleset, pod_cidr: str | None, family: int) -> tuple[str, str]:
+    """(address, why): 'a packet from some pod on this node' — inside the node's own pod subnet
+    where the rules show it, else inside the cluster pod CIDR."""
+    from svctrace.rules.nodefacts import pod_source
+
+    if pod_cidr is not None:
+        try:
+            ip_network(pod_cidr, strict=False)
+        except ValueError:
+            raise UsageError(f"--pod-cidr {pod_cidr!r}: not a CIDR") from None
+    found = pod_source(ruleset, family, pod_cidr)
+    if found is None and pod_cidr is not None:
+        raise UsageError(f"pod CIDR {pod_cidr} is not IPv{family}; give --src")
+    if found is None:
         raise UsageError("no --src given and no pod CIDR found in the rules",
                          "give --src IP or --pod-cidr CIDR")
-    try:
-        net = ip_network(pod_cidr, strict=False)
-    except ValueError:
-        raise UsageError(f"--pod-cidr {pod_cidr!r}: not a CIDR") from None
-    if net.version != family:
-        raise UsageError(f"pod CIDR {pod_cidr} is not IPv{family}; give --src")
-    return str(net.broadcast_address - 2 if net.num_addresses > 4 else net.network_address)
+    return found.address, f"an address in {found.network}, {found.why}"
 
 
 def build_packet(worker: object, src: str, host: str, port: int, proto: str, sport: int,
@@ -89,8 +91,8 @@ def run_trace(env: Environment, *, dst: str, rules: str | None, src: str | None,
         for warning in (*ruleset.warnings, *layout_notes(ruleset)):
             env.note(warning)
         if src is None:
-            src = default_source(ruleset, pod_cidr, ip_address(host).version)
-            env.note(f"no --src given: tracing from {src}, an address in the pod CIDR")
+            src, why = default_source(ruleset, pod_cidr, ip_address(host).version)
+            env.note(f"no --src given: tracing from {src}, {why}")
         packet, summary = build_packet(worker, src, host, port, proto, sport, in_interface)
     finally:
         worker.close()

@@ -1,0 +1,61 @@
+"""The node's own pod subnet and the default pod source (issue 10 point 8), on real dumps from
+tests/corpus (provenance in tests/corpus/README.md) and on the shapes each CNI writes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from svctrace.rules.iptables_save import parse_iptables_save
+from svctrace.rules.nodefacts import pod_source
+
+REPO = Path(__file__).parents[2]
+CORPUS = REPO / "tests" / "corpus"
+FLANNEL = CORPUS / "03-kubeadm-1.3x-flannel-nft.txt"
+
+
+def nat(*rules: str) -> str:
+    chains = sorted({r.split()[1] for r in rules} - {"POSTROUTING"})
+    return ("*nat\n:PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
+            + "".join(f":{c} - [0:0]\n" for c in chains) + "\n".join(rules) + "\nCOMMIT\n")
+
+
+DETECTOR = ("-A KUBE-SVC-AAAAAAAAAAAAAAAA ! -s 10.244.0.0/16 -d 10.96.0.1/32 -p tcp -m tcp "
+            "--dport 443 -j KUBE-MARK-MASQ")
+
+
+@pytest.mark.parametrize(("text", "network", "address", "why"), [
+    pytest.param(FLANNEL.read_text(), "10.244.0.0/24", "10.244.0.253", "flannel",
+                 id="flannel-real-dump"),
+    pytest.param(nat(DETECTOR, "-A FLANNEL-POSTRTG -s 10.244.3.0/24 -d 10.244.0.0/16 -j RETURN"),
+                 "10.244.3.0/24", "10.244.3.253", "flannel", id="flannel-other-node"),
+    pytest.param(nat(DETECTOR, "-A POSTROUTING -s 10.244.5.0/24 ! -o cni0 -j MASQUERADE"),
+                 "10.244.5.0/24", "10.244.5.253", "cni0", id="cni0-bridge-masquerade"),
+    pytest.param(nat(DETECTOR, "-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE"),
+                 "10.244.0.0/16", "10.244.255.253", "cluster pod CIDR",
+                 id="docker-bridge-outside-the-cluster-cidr-ignored"),
+    pytest.param(nat(DETECTOR), "10.244.0.0/16", "10.244.255.253", "cluster pod CIDR",
+                 id="detector-only"),
+])
+def test_pod_source_is_inside_the_node_subnet(text, network, address, why) -> None:
+    found = pod_source(parse_iptables_save(text, "n.txt"), 4)
+    assert found is not None
+    assert (found.network, found.address) == (network, address)
+    assert why in found.why
+
+
+def test_trace_from_the_node_subnet_is_not_masqueraded_by_flannel() -> None:
+    """The real flannel dump: a pod of this node reaching another node's pod is not
+    masqueraded; svctrace's default source must be such a pod, and it says why it chose it."""
+    done = subprocess.run([sys.executable, "-m", "svctrace", "trace", "--rules", str(FLANNEL),
+                           "--dst", "10.244.1.7:8080", "-o", "json"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["packet"]["source"] == "10.244.0.253"
+    assert [o["masquerade"] for o in doc["outcomes"]] == [False]
+    assert "this node's pod subnet" in done.stderr and "flannel" in done.stderr
