@@ -179,8 +179,9 @@ def _chain(tree: Any, s: ServiceChains, role: str, name: str, wide: bool) -> Non
 def _endpoint(node: Any, e: EndpointChain, wide: bool) -> None:
     from rich.text import Text
 
-    label = Text.assemble((f"{_pct(e.probability):>6} ", "green"), f"{e.chain} → DNAT ",
-                          (e.address or "?", "cyan"))
+    label = Text.assemble((f"{_pct(e.probability):>6} ", "green"), f"{e.chain} → ",
+                          (f"DNAT {e.address}" if e.address else "no usable DNAT (see the "
+                           "warning)", "cyan"))
     if e.local:
         label.append("  local", style="dim")
     if e.hairpin:

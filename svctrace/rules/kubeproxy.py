@@ -386,6 +386,10 @@ class _Mapper:
                 b.endpoints[before:] = [replace(e, via="ext") for e in b.endpoints[before:]]
             else:
                 self.read_front_chain(b, chain, role)
+        if not b.names:         # no entry rule names it: the chains' own comments may
+            for chain in b.chain_objects[:2]:
+                if len(chain):
+                    b.note_comment(_fields(chain.rules[0]))
         local = {e.chain for e in b.endpoints if e.local}
         if local:   # an endpoint the SVL chain reaches is on this node, however it is reached
             b.endpoints = [replace(e, local=e.chain in local) for e in b.endpoints]
@@ -635,8 +639,11 @@ def map_services(ruleset: Ruleset, names: Mapping[str, str] | None = None,
     try:
         mapper = _Mapper(ruleset, part)
         mapper.run()
-        return sorted((b.freeze(names) for b in mapper.by_hash.values()
-                       if in_part(b.hash, part)), key=sort_key)
+        found = sorted((b.freeze(names) for b in mapper.by_hash.values()
+                        if in_part(b.hash, part)), key=sort_key)
+        if found and ipvs_mode(ruleset):
+            found = [replace(s, warnings=(*s.warnings, _IPVS_LEFTOVER)) for s in found]
+        return found
     finally:
         if paused:
             gc.enable()
@@ -789,6 +796,8 @@ def _loopback(value: str) -> bool:
 
 # --- the node as a whole: is kube-proxy's dispatch reachable, and in which mode ---------------
 
+_IPVS_LEFTOVER = ("leftover of iptables mode: kube-proxy runs in IPVS mode on this node, so no "
+                  "packet reaches these chains; the service is in IPVS (ipvsadm -Ln)")
 _IPVS_SETS = ("KUBE-CLUSTER-IP", "KUBE-LOOP-BACK", "KUBE-NODE-PORT-", "KUBE-LOAD-BALANCER",
               "KUBE-EXTERNAL-IP")
 _HOOKED_FROM = {"KUBE-SERVICES": ("PREROUTING", "OUTPUT"),
@@ -826,7 +835,13 @@ def layout_notes(ruleset: Ruleset) -> list[str]:
             continue
         jumped = [h for h in hooks if _jumps_to(nat.chains.get(h), name)]
         missing = [h for h in hooks if h not in jumped]
-        if missing:
+        declared = [c for c in (nat.chains.get(h) for h in hooks) if c is not None]
+        if missing and not any(c.line != nat.line for c in declared):
+            notes.append(f"nat {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} "
+                         "not in this dump: it is kube-proxy's restore input, without the jumps "
+                         f"to {name} that kube-proxy adds with `iptables -I`; traces start in "
+                         "the built-in chains, so they reach no service rule here")
+        elif missing:
             notes.append(f"nat {' and '.join(missing)} {'does' if len(missing) == 1 else 'do'} "
                          f"not jump to {name}: packets "
                          f"{'from outside' if 'PREROUTING' in missing else ''}"

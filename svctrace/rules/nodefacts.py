@@ -62,6 +62,12 @@ def _hint(chain: str, text: str, rule: Rule) -> tuple[Network, str] | None:
             if s is not None and d is not None and s.version == d.version and \
                     s.prefixlen > d.prefixlen and s.subnet_of(d):  # type: ignore[arg-type]
                 return s, "flannel's rule for this node's subnet"
+        # and `! -s CLUSTER_CIDR -d NODE_SUBNET -j RETURN` (others reaching this node's pods)
+        if src and dst and src[1] and not dst[1] and target == "RETURN":
+            s, d = _net(src[0]), _net(dst[0])
+            if s is not None and d is not None and s.version == d.version and \
+                    d.prefixlen > s.prefixlen and d.subnet_of(s):  # type: ignore[arg-type]
+                return d, "flannel's rule for this node's subnet"
     if target == "MASQUERADE" and src and not src[1]:
         out_if = fields.get("o")
         if out_if and out_if[1] and out_if[0] in _BRIDGES:
