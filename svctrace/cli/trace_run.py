@@ -101,12 +101,40 @@ def run_trace(env: Environment, *, dst: str, rules: str | None, src: str | None,
     except ValueError as err:
         raise UsageError(f"--local-ip: {err}") from None
     trace = trace_packet(packet, ruleset, node)
+    for note in node_notes(ruleset, trace, local_ips):
+        env.note(note)
     services = [service_port_of(o.path) for o in trace.outcomes]
     if output in ("json", "yaml"):
         doc = trace_dict(trace, ruleset.source, summary, services)
         env.write_json(doc) if output == "json" else env.write_yaml(doc)
         return
     _print_text(env, trace, summary, output == "wide", services)
+
+
+def node_notes(ruleset: Ruleset, trace: object, local_ips: list[str]) -> list[str]:
+    """What the rules say about the node that the trace did not use: a NodePort reached on an
+    address not known to be local (not DNATed for that reason alone), and the node addresses
+    the rules suggest when --local-ip was not given."""
+    from svctrace.model.trace import Trace
+    from svctrace.rules.kubeproxy import infer_local_hints, nodeport_owner
+
+    assert isinstance(trace, Trace)
+    pkt = trace.packet
+    notes = []
+    hints = [] if local_ips else infer_local_hints(ruleset)
+    undnated = all(o.destination is None for o in trace.outcomes)
+    owner = nodeport_owner(ruleset, pkt.protocol, pkt.dport) if undnated else None
+    if owner is not None and not trace.node.is_local(pkt.dst):
+        notes.append(f"port {pkt.dport}/{pkt.protocol} is the NodePort of {owner}, but "
+                     f"{pkt.dst} is not a local address of the node as given, so the packet was "
+                     f"not DNATed; if {pkt.dst} is this node's address, give --local-ip "
+                     f"{pkt.dst}")
+    if hints:
+        listed = ", ".join(f"{h.address} ({h.reason}, {h.rule.location})"
+                           for h in dict((h.address, h) for h in hints).values())
+        notes.append(f"no --local-ip given: the rules suggest these addresses are the node's: "
+                     f"{listed}; give --local-ip to trace as that node")
+    return notes
 
 
 def _print_text(env: Environment, trace: object, summary: str, wide: bool,

@@ -53,7 +53,7 @@ __all__ = [
     "ServiceChains", "EndpointChain", "EntryRule", "FilterRule", "MasqueradeRule", "LocalHint",
     "chain_hash", "service_chain", "local_chain", "external_chain", "firewall_chain",
     "endpoint_chain", "identify", "split_spn", "map_services", "infer_pod_cidr",
-    "infer_local_hints", "kernel_probability", "layout_notes", "ipvs_mode",
+    "infer_local_hints", "kernel_probability", "layout_notes", "ipvs_mode", "nodeport_owner",
 ]
 
 PROTOCOLS = ("tcp", "udp", "sctp")
@@ -787,7 +787,58 @@ def infer_local_hints(ruleset: Ruleset) -> list[LocalHint]:
             if src is not None and not src[1] and src[0] in ips:
                 hints.append(LocalHint(_ip(src[0]), "loadbalancer IP hairpin (a source range "
                                        "contains the node IP)", rule))
+    hints += _other_agents_hints(ruleset)
     return hints
+
+
+def _other_agents_hints(ruleset: Ruleset) -> list[LocalHint]:
+    """Addresses other rules give away: SNAT --to-source (the node's own address), host port
+    DNATs in the built-in and other agents' chains (`-d NODE_IP/32 --dport N -j DNAT`), and
+    filter INPUT accepting traffic to a host address (`-A INPUT -d X/32 … -j ACCEPT`)."""
+    hints: list[LocalHint] = []
+    for table, want in (("nat", ("SNAT", "DNAT")), ("filter", ("ACCEPT",))):
+        t = ruleset.tables.get(table)
+        for name in t.chains if t is not None else ():
+            if name.startswith("KUBE-") or (table == "filter" and name != "INPUT"):
+                continue
+            for rule in t.chains[name].rules:  # type: ignore[union-attr]  # t is set
+                hint = _address_hint(rule, want)
+                if hint is not None:
+                    hints.append(hint)
+    return hints
+
+
+def _address_hint(rule: Rule, want: tuple[str, ...]) -> LocalHint | None:
+    text = rule.text
+    if not any(f" -j {w}" in text for w in want):
+        return None
+    fields = _fields(rule)
+    target = fields.get("j", ("", False))[0]
+    if target == "SNAT":
+        to = _parsed_fields(rule).get("to-source", ("", False))[0]
+        host = to.split(":", 1)[0].split("-", 1)[0]
+        return LocalHint(host, "SNAT --to-source", rule) if valid_prefix(host) else None
+    dest = fields.get("d")
+    if dest is None or dest[1] or not dest[0].endswith("/32") or _loopback(dest[0]):
+        return None
+    if target == "DNAT" and _port(fields) is not None:
+        return LocalHint(_ip(dest[0]), "host port DNAT", rule)
+    if target == "ACCEPT" and rule.chain == "INPUT":
+        return LocalHint(_ip(dest[0]), "filter INPUT accepts traffic to it", rule)
+    return None
+
+
+def nodeport_owner(ruleset: Ruleset, protocol: str, port: int) -> str | None:
+    """The service port whose NodePort is `port`/`protocol` (from KUBE-NODEPORTS), or None."""
+    nat = ruleset.tables.get("nat")
+    chain = nat.chains.get("KUBE-NODEPORTS") if nat is not None else None
+    for rule in chain.rules if chain is not None else ():
+        fields = _fields(rule)
+        if _port(fields) == port and fields.get("p", ("", False))[0] == protocol:
+            comment = fields.get("comment")
+            spn = spn_from_comment(comment[0])[0] if comment is not None else None
+            return spn or f"chains *-{fields.get('j', ('', False))[0].rsplit('-', 1)[-1]}"
+    return None
 
 
 def _loopback(value: str) -> bool:

@@ -136,7 +136,7 @@ def _option_in(text: str, flag: str) -> str | None:
 # the service match, comment, chain and target: what is left is the condition of the jump
 _NOT_CONDITION = re.compile(
     r'^(?:\[\d+:\d+\] )?-A \S+|(?<! !) (?:-d|-p|--dport) \S+| -m (?:comment|tcp|udp|sctp)(?= |$)'
-    r'| --comment (?:""|\S+)')
+    r'| --comment (?:""|\S+)| -c \d+ \d+(?= |$)')
 
 
 def _condition(rule: Rule) -> str:

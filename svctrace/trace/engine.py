@@ -196,7 +196,7 @@ class _Engine:
             fn = MATCHES.get(match.module)
             result = fn(state, match) if fn else Unknown(f'match "{match.module}"')
             if isinstance(result, Unknown):
-                self.assume(state, rule, f"{result.what} not evaluated", "did not match")
+                self.assume(state, rule, f"not evaluated: {result.what}", "did not match")
                 return [(state, False, None)]
             if isinstance(result, Fraction):
                 prob = result if prob is None else prob * result
@@ -217,8 +217,8 @@ class _Engine:
             return self.jump(state, chain, target.goto, stack)
         fn = TARGETS.get(target.name)
         if fn is None:
-            self.assume(state, rule, f'target "{target.name}" (not a chain of table '
-                        f'"{rule.table}") not evaluated', "did not terminate the chain")
+            self.assume(state, rule, f'not evaluated: target "{target.name}" (not a chain of '
+                        f'table "{rule.table}")', "did not terminate the chain")
             return [(state, CONTINUE)]
         result = fn(state, target)
         if isinstance(result, Unknown):

@@ -96,12 +96,13 @@ def _interface(state: BranchState, which: str) -> str | None | Unknown:
             # no input device on the way out; delivered back to the node, it arrives on lo
             return "lo" if hook.name == "INPUT" else None
         if pkt.in_interface is None:
-            return Unknown("input interface (-i) unknown; give --in-interface")
+            return Unknown("the input interface (-i) is unknown; give --in-interface")
         return pkt.in_interface
     if hook is not None and hook.name in ("PREROUTING", "INPUT"):
         return None
     if pkt.out_interface is None:
-        return Unknown("output interface (-o) unknown")
+        return Unknown("the output interface (-o) is unknown: svctrace does not follow the "
+                       "routing table")
     return pkt.out_interface
 
 

@@ -227,3 +227,25 @@ def test_other_agents_decide_and_are_named(src, dst, in_iface, expect) -> None:
     assert not o.assumptions
     if dst == "192.0.2.50":
         assert (o.destination is None) == (in_iface is not None)
+
+
+# ------------------------------------------------ wording (point 12)
+
+def test_assumptions_read_as_sentences_and_names_have_no_doubled_spaces(tmp_path: Path) -> None:
+    rs = parse_iptables_save(AGENTS.replace("-A FORWARD -j DOCKER-USER",
+                                            "-A FORWARD -i eth9 -j DROP"), "w")
+    trace = trace_packet(make_packet("203.0.113.9", "10.244.7.7", "tcp", 40000, 80), rs,
+                         node_context(["10.10.0.10"]))
+    (o,) = trace.outcomes
+    (assumption,) = o.assumptions
+    assert assumption.describe().endswith(
+        "not evaluated: the input interface (-i) is unknown; give --in-interface; assumed it did "
+        "not match")
+    path = tmp_path / "u.txt"
+    path.write_text(UNHOOKED)
+    out = svctrace("rules", "--rules", str(path)).stdout
+    assert "(unnamed service port, chains *-BBBBBBBBBBBBBBBB)" in out and "  service" not in out
+    done = svctrace("trace", "--rules", str(path), "--src", "10.10.0.10", "--local-ip",
+                    "10.10.0.10", "--dst", "10.96.0.5:80")       # from the node: OUTPUT is hooked
+    assert "(service port *-AAAAAAAAAAAAAAAA)" in done.stdout
+    assert "service port (service port" not in done.stdout

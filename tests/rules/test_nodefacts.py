@@ -59,3 +59,38 @@ def test_trace_from_the_node_subnet_is_not_masqueraded_by_flannel() -> None:
     assert doc["packet"]["source"] == "10.244.0.253"
     assert [o["masquerade"] for o in doc["outcomes"]] == [False]
     assert "this node's pod subnet" in done.stderr and "flannel" in done.stderr
+
+
+# ------------------------------------------------ node addresses (point 9)
+
+def trace_stderr(*args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "svctrace", "trace", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stderr
+
+
+def test_node_addresses_other_agents_give_away_are_said() -> None:
+    """The real libvirt/flannel dump names the node through a host port DNAT and an SNAT."""
+    err = trace_stderr("--rules", str(CORPUS / "06-kubeadm-1.23-flannel-docker-libvirt.txt"),
+                       "--src", "203.0.113.4", "--dst", "10.96.0.10:53", "--proto", "udp")
+    (note,) = [line for line in err.splitlines() if "rules suggest" in line]
+    assert "10.210.52.212 (host port DNAT" in note and "172.25.11.254 (SNAT --to-source" in note
+
+
+def test_filter_input_accept_to_a_host_address_is_a_hint() -> None:
+    text = ("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -d 192.168.0.2/32 -p udp -m udp --dport 53 "
+            "-j ACCEPT\nCOMMIT\n")
+    from svctrace.rules.kubeproxy import infer_local_hints
+    (hint,) = infer_local_hints(parse_iptables_save(text, "i"))
+    assert (hint.address, hint.reason) == ("192.168.0.2", "filter INPUT accepts traffic to it")
+
+
+def test_nodeport_without_a_local_address_is_not_plainly_delivered() -> None:
+    demo = REPO / "tests" / "fixtures" / "rig-v1.36" / "node1.iptables-save.txt"
+    err = trace_stderr("--rules", str(demo), "--src", "203.0.113.4", "--dst", "10.10.0.10:30080")
+    assert "is the NodePort of svctrace-demo/web-np:http" in err
+    assert "--local-ip 10.10.0.10" in err
+    err = trace_stderr("--rules", str(demo), "--src", "203.0.113.4", "--dst", "10.10.0.10:30080",
+                       "--local-ip", "10.10.0.10")
+    assert "NodePort" not in err
