@@ -25,12 +25,19 @@ REFUSED = {
     "08-ipvs-calico-fragments": (5, "grep output"),
     "09-calico-raw-mangle-nat-elided": (5, "cannot parse line: '---'"),
     "12-forum-libvirt-ipsec-nat-markup": (5, "cannot parse line: '[COLOR"),
+    "15-grep-tke-1.10-lb-kube-fw-mark-drop": (5, "grep output"),
+    "16-grep-kind-xlb-no-local-endpoints-2019": (5, "grep output"),
+    "18-grep-cni-portmap-hostport-cilium": (5, "grep output"),
+    "21-ipvs-nat-elided-paste": (5, "grep output"),
 }
 # file stem → a note `rules` must print about the node as a whole
 NOTES = {
     "04-rke-ipvs-cilium-nft-garbled-dnat": "IPVS mode",
     "10-kube-proxy-test-restore-input-etp-local": "restore input",
     "11-docker-host-iptables-t-nat-S": "`iptables -t nat -S` output",
+    "13-kube-1.1-userspace-flannel-iptables-S": "`iptables -t nat -S` output",
+    "14-kube-proxy-test-cleanup-policy-dash-unquoted-comment": "rejects this line",
+    "20-ipvs-calico-flushed-leftover-chains": "IPVS mode",
 }
 _ENTRY_COMMENT = re.compile(r'--comment "?([^" ]+/[^" ]+) (?:cluster IP|external IP)"')
 
@@ -53,7 +60,7 @@ def spn_of(service: dict) -> str:
 
 
 def test_the_corpus_is_there() -> None:
-    assert len(DUMPS) >= 12
+    assert len(DUMPS) >= 20
     listed = (CORPUS / "README.md").read_text()
     assert all(p.name in listed for p in DUMPS), "every dump needs its provenance in README.md"
 

@@ -15,7 +15,7 @@ from svctrace.rules.nodefacts import pod_source
 
 REPO = Path(__file__).parents[2]
 CORPUS = REPO / "tests" / "corpus"
-FLANNEL = CORPUS / "03-kubeadm-1.3x-flannel-nft.txt"
+FLANNEL = CORPUS / "03-kubeadm-2026-flannel-nft.txt"
 
 
 def nat(*rules: str) -> str:
