@@ -83,11 +83,12 @@ class _Structure:
         if "\x00" in text:
             raise self.error(text.count("\n", 0, text.index("\x00")) + 1,
                              "binary data (NUL byte): this is not iptables-save output")
-        if "\r\n" in text:
+        if "\r" in text and "\r\n" in text:   # one-character scans are the fast ones
             text = self.normalise_crlf(text)
         if not text.endswith("\n"):
             text += "\n"
-        check_continuations(text, self.source)
+        if "\\" in text:
+            check_continuations(text, self.source)
         if not text.startswith("*") and "\n*" not in text:
             listing = recognise_headerless(text, self.source)
             if listing is not None:          # `iptables -S`: one table, no header
@@ -158,7 +159,8 @@ class _Structure:
         if not self.ruleset.tables:
             raise RuleSyntaxError(self.source, 1, "no tables found: expected iptables-save "
                                   "output (lines like '*nat', ':CHAIN POLICY', '-A CHAIN …')")
-        if " --comment " in self.text:
+        text = self.text
+        if text.count(" --comment ") != text.count(' --comment "'):   # fast: all quoted
             self.unquoted_comments()
         self.ruleset.family = self.guess_family()
         for table in self.ruleset.tables.values():

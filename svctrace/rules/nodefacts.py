@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_network
 
-from svctrace.model.ruleset import Rule, Ruleset
+from svctrace.model.ruleset import Chain, Rule, Ruleset
 from svctrace.rules.kubeproxy import infer_pod_cidr
 from svctrace.rules.ruletext import _fields, _target
 
@@ -36,12 +36,8 @@ def _net(text: str) -> Network | None:
 
 def node_subnet_hints(ruleset: Ruleset) -> list[tuple[Network, str]]:
     """(subnet, why) for every rule that names this node's own pod subnet."""
-    nat = ruleset.tables.get("nat")
     hints: list[tuple[Network, str]] = []
-    for name in nat.chains if nat is not None else ():
-        if name.startswith("KUBE-"):      # kube-proxy's chains name the cluster, not the node
-            continue
-        chain = nat.chains[name]  # type: ignore[union-attr]  # nat is set: the loop ran
+    for name, chain in _postrouting_chains(ruleset):
         for rule in chain.rules:
             if " -s " not in rule.text and " -d " not in rule.text:
                 continue
@@ -49,6 +45,23 @@ def node_subnet_hints(ruleset: Ruleset) -> list[tuple[Network, str]]:
             if hint is not None:
                 hints.append((hint[0], f"{hint[1]} ({rule.location})"))
     return hints
+
+
+def _postrouting_chains(ruleset: Ruleset) -> list[tuple[str, Chain]]:
+    """nat POSTROUTING and the chains it jumps to: where CNI plugins masquerade (flannel's
+    FLANNEL-POSTRTG, the bridge plugin's CNI-…, Docker's rules). kube-proxy's own chains name the
+    cluster, not the node, and a big node has 60,000 of them: they are not read."""
+    nat = ruleset.tables.get("nat")
+    post = nat.chains.get("POSTROUTING") if nat is not None else None
+    if nat is None or post is None:
+        return []
+    out = [("POSTROUTING", post)]
+    for text in post.texts():
+        target = text.rsplit(" -j ", 1)[-1].split(" ", 1)[0]
+        chain = nat.chains.get(target) if not target.startswith("KUBE-") else None
+        if chain is not None and all(chain is not c for _, c in out):
+            out.append((target, chain))
+    return out
 
 
 def _hint(chain: str, text: str, rule: Rule) -> tuple[Network, str] | None:
