@@ -29,8 +29,8 @@ def _modules(package: str) -> list[Path]:
 ALLOWED = {
     "model": set(),
     "trace": {"model", "errors"},
-    "rules": {"model", "errors"},
-    "cluster": {"model", "errors"},
+    "rules": {"model", "errors", "inputs"},
+    "cluster": {"model", "errors", "inputs"},
     "diagnose": {"model", "errors", "rules", "trace"},
     "render": {"model", "diagnose"},
 }
@@ -45,6 +45,11 @@ def test_layers(package: str) -> None:
         ours = {m.split(".")[1] for m in _imports(path) if m.startswith("svctrace.")}
         bad = ours - ALLOWED[package] - {package}
         assert not bad, f"{path.relative_to(PKG)} imports svctrace.{sorted(bad)}"
+
+
+def test_inputs_module_stands_on_errors_only() -> None:
+    ours = {m.split(".")[1] for m in _imports(PKG / "inputs.py") if m.startswith("svctrace.")}
+    assert ours <= {"errors"}, sorted(ours)
 
 
 @pytest.mark.parametrize("library", sorted(HEAVY))

@@ -17,6 +17,7 @@ import typer
 
 from svctrace.cli import options
 from svctrace.errors import UsageError
+from svctrace.inputs import DEFAULT_MAX_INPUT
 
 if TYPE_CHECKING:
     from svctrace.cli.env import Environment
@@ -54,6 +55,7 @@ class ExplainOptions:
     entry: str | None = None
     src: str | None = None
     from_: str | None = None
+    max_input: int = DEFAULT_MAX_INPUT    # --max-input-size, bytes
 
 
 @dataclass
@@ -85,6 +87,7 @@ def explain(
     request_timeout: str = typer.Option("5s", "--request-timeout", help="How long to wait for "
                                         "each API request (e.g. 5s, 500ms, 2)."),
     rules: str = options.RulesFile,
+    max_input_size: str = options.MaxInputSize,
     node: str = typer.Option(None, "--node", help="Read the rules of this node through the "
                              "kube-proxy pod on it (API exec)."),
     debug_pod: str = typer.Option(None, "--debug-pod", metavar="IMAGE", help="When the node "
@@ -110,7 +113,9 @@ def explain(
         kubeconfig=kubeconfig, snapshot=snapshot, output=options.check_output(output),
         fail_on=check_fail_on(fail_on), request_timeout=parse_duration(request_timeout),
         rules=rules, node=node, debug_pod=debug_pod, local_ips=list(local_ip), probe=probe,
-        raw=raw, entry=entry, src=src, from_=from_)
+        raw=raw, entry=entry, src=src, from_=from_,
+        max_input=options.check_max_input_size(max_input_size))
+    options.check_one_stdin(snapshot=snapshot, rules=rules)
     env = Environment(color=options.check_color(color), quiet=quiet)
     view = load_view(opts)
     raise typer.Exit(emit(explain_service(view, opts), opts, env))
@@ -163,7 +168,8 @@ def load_view(opts: ExplainOptions) -> ServiceView:
     """The ServiceView from --snapshot FILE, else from the live cluster."""
     if opts.snapshot:
         from svctrace.cluster.snapshot import read_snapshot, view_from_snapshot
-        return view_from_snapshot(read_snapshot(opts.snapshot), opts.service, opts.namespace)
+        state = read_snapshot(opts.snapshot, opts.max_input)
+        return view_from_snapshot(state, opts.service, opts.namespace)
     from svctrace.cluster.live import load_live_view
     return load_live_view(opts.service, opts.namespace, opts.context, opts.kubeconfig,
                           opts.request_timeout)

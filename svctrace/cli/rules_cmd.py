@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from svctrace.cli import options
+from svctrace.inputs import DEFAULT_MAX_INPUT
 
 if TYPE_CHECKING:
     from svctrace.cli.env import Environment
@@ -34,6 +35,7 @@ def rules(
     service: str = typer.Argument(None, help="Service: svc/NAME, service/NAME or NAME "
                                   "(default: all).", show_default=False),
     rules_file: str = options.RulesFile,
+    max_input_size: str = options.MaxInputSize,
     namespace: str = options.Namespace,
     output: str = options.Output,
     color: str = options.Color,
@@ -48,7 +50,8 @@ def rules(
     env = Environment(color=options.check_color(color), quiet=quiet)
     fmt = options.check_output(output)
     name = parse_service_arg(service) if service is not None else None
-    run_rules(env, rules_file, name, namespace, fmt)
+    max_bytes = options.check_max_input_size(max_input_size)
+    run_rules(env, rules_file, name, namespace, fmt, max_bytes)
 
 
 def parse_service_arg(arg: str) -> str:
@@ -66,11 +69,11 @@ def parse_service_arg(arg: str) -> str:
 
 
 def run_rules(env: Environment, rules_file: str | None, name: str | None,
-              namespace: str | None, fmt: str) -> None:
+              namespace: str | None, fmt: str, max_bytes: int = DEFAULT_MAX_INPUT) -> None:
     from svctrace.rules.kubeproxy import map_services
     from svctrace.rules.sources import load_ruleset
 
-    ruleset = load_ruleset(rules_file)
+    ruleset = load_ruleset(rules_file, max_bytes)
     if fmt == "json" and name is None and parallel_worth_it(ruleset):
         from svctrace.cli.rules_parallel import write_json_in_parallel
         if write_json_in_parallel(env, ruleset, namespace):
