@@ -16,15 +16,20 @@ assumption and never silently assumes a match.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
+from typing import TypeVar
 
 from svctrace.errors import RulesError
 from svctrace.model.packet import Packet
-from svctrace.model.ruleset import Chain, Rule, Ruleset, Target
+from svctrace.model.ruleset import Chain, Match, Rule, Ruleset, Target
 from svctrace.model.trace import Assumption, NodeContext, Outcome, Step, Trace
 from svctrace.trace.matches import MATCHES
 from svctrace.trace.state import BranchState, Hook, Unknown
 from svctrace.trace.targets import CONTINUE, RETURN, TARGETS
+
+_Part = TypeVar("_Part", Match, Target)
+_Result = TypeVar("_Result")
 
 MAX_BRANCHES = 100_000       # a kube-proxy Service forks once per endpoint
 MAX_NESTED = 16              # statistic matches taken along one path; kube-proxy takes one
@@ -212,11 +217,15 @@ class _Engine:
         prob: Fraction | None = None
         for match in rule.matches:
             fn = MATCHES.get(match.module)
-            result = fn(state, match) if fn else Unknown(f'match "{match.module}"')
+            result = _evaluate(fn, state, match, rule) if fn else \
+                Unknown(f'match "{match.module}"')
             if isinstance(result, Unknown):
                 self.assume(state, rule, f"{result.what} not evaluated", "did not match")
                 return [(state, False, None)]
             if isinstance(result, Fraction):
+                if not 0 <= result <= 1:
+                    raise RulesError(f"{rule.location}: probability {float(result):g} is not "
+                                     "between 0 and 1 (iptables refuses it)")
                 prob = result if prob is None else prob * result
             elif not result:
                 return [(state, False, None)]
@@ -241,7 +250,7 @@ class _Engine:
             self.assume(state, rule, f'target "{target.name}" (not a chain of table '
                         f'"{rule.table}") not evaluated', "did not terminate the chain")
             return CONTINUE
-        result = fn(state, target)
+        result = _evaluate(fn, state, target, rule)
         if isinstance(result, Unknown):
             self.assume(state, rule, f"{result.what}", "did not terminate the chain")
             return CONTINUE
@@ -265,6 +274,23 @@ class _Engine:
             raise RulesError(f"{rule.location}: more than {MAX_BRANCHES} random branches: the "
                              "trace was stopped",
                              "the ruleset forks at every rule; trace a narrower packet")
+
+
+def _evaluate(fn: Callable[[BranchState, _Part], _Result], state: BranchState, part: _Part,
+              rule: Rule) -> _Result:
+    """Run one match or target function. A value in the rule that it cannot read (an address
+    `10.0.0.1/33`, a mark `0xZZ`, a port `abc`) becomes an error located at the rule, never
+    an internal error: the kernel would have refused the line."""
+    try:
+        return fn(state, part)
+    except (ValueError, OverflowError) as err:
+        if isinstance(part, Target):
+            what = f'target "{part.name}"'
+        else:
+            what = f'match "{part.module}"' if part.module else "rule"
+        raise RulesError(f"{rule.location}: {what}: invalid value: {err}",
+                         "iptables-restore refuses this rule; check where the rules came "
+                         "from") from None
 
 
 def _scaled(probability: Fraction, share: Fraction) -> Fraction:
