@@ -54,12 +54,12 @@ def parse_size(text: str, option: str = "--max-input-size") -> int:
 
 
 def format_size(size: int) -> str:
-    """The largest binary unit that divides `size` exactly: 536870912 → 512M."""
+    """The largest binary unit that divides `size` exactly: 536870912 → 512M, 1000 → 1000B."""
     for unit in ("T", "G", "M", "k"):
         scale = _UNITS[unit.lower()]
         if size % scale == 0:
             return f"{size // scale}{unit}"
-    return f"{size} bytes"
+    return f"{size}B"
 
 
 def read_input(path: str, max_bytes: int, kind: InputKind) -> tuple[bytearray, str]:
