@@ -12,6 +12,11 @@ nat SNAT 100):
 Routing only needs "is this destination local". A statistic match forks the branch; every
 outcome carries its exact probability. What the engine cannot evaluate it records as an
 assumption and never silently assumes a match.
+
+Jumps and gotos run on an explicit jump stack per branch, as ipt_do_table's: any depth
+iptables-legacy loads is traced (nf_tables refuses more than 16 levels). A chain entered twice
+on one path is a loop, which the kernel refuses too. Forks are bounded before they cost time
+or memory: MAX_NESTED statistic matches taken on one path, MAX_BRANCHES in all.
 """
 
 from __future__ import annotations
@@ -298,10 +303,11 @@ def _scaled(probability: Fraction, share: Fraction) -> Fraction:
     2^-31 denominator (xt_statistic's threshold): the branch past the 20,000th rule of a
     cascade would carry a 620,000-bit fraction, each product slower and larger than the last.
     Outcomes are shown to 1e-9; 2^-128 is exact for them."""
-    result = probability * share
-    if result.denominator > _GRAIN:
-        result = Fraction(round(result * _GRAIN), _GRAIN)
-    return result
+    num = probability.numerator * share.numerator
+    den = probability.denominator * share.denominator
+    if den > _GRAIN:
+        num, den = (num * _GRAIN + den // 2) // den, _GRAIN      # to the nearest 2^-128
+    return Fraction(num, den)
 
 
 def _loop_error(state: BranchState, rule: Rule, chain: Chain) -> RulesError:

@@ -127,6 +127,19 @@ def test_deep_loops_are_located_and_short(loop_at: int, depth: int) -> None:
     assert len(err.value.message) < 200
 
 
+@pytest.mark.kernel
+@pytest.mark.parametrize("loop_at,depth", [pytest.param(0, 3, id="three-chains"),
+                                           pytest.param(1990, 2000, id="ten-chains-2000-deep")])
+def test_the_kernel_refuses_the_loops_we_refuse(legacy_rig: None, loop_at: int,
+                                                depth: int) -> None:
+    text = deep_chain(depth, lambda i: False, f"-j C{loop_at}")
+    commit = text.split("\n").index("COMMIT") + 1      # legacy refuses the table at COMMIT
+    with pytest.raises(rig.RigError, match=f"line {commit} failed"):
+        rig.POOL.get("legacy").load(text)
+    with pytest.raises(RulesError, match="jump loop"):
+        trace_text(text)
+
+
 def nested_forks(levels: int, both: bool = True) -> str:
     """F0 … F{levels}: each level forks 50/50 and the taken half goes one level deeper; so
     does the other half when `both` (2^levels ways through), else it is dropped."""
