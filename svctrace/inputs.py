@@ -65,7 +65,7 @@ def format_size(size: int) -> str:
 def read_input(path: str, max_bytes: int, kind: InputKind) -> tuple[bytearray, str]:
     """(content, source name) of `path` ('-' is stdin), at most `max_bytes` long."""
     if path == "-":
-        return _read_limited(_stdin(kind), "<stdin>", max_bytes, kind), "<stdin>"
+        return _read_stdin(max_bytes, kind), "<stdin>"
     try:
         with open(path, "rb") as fh:
             return _read_limited(fh, path, max_bytes, kind), path
@@ -85,6 +85,18 @@ def decode_input(data: bytearray, source: str, kind: InputKind) -> str:
         line = data.count(b"\n", 0, err.start) + 1
         raise kind.fail(f"{source}:{line}", f"not text (invalid UTF-8 at byte {err.start}): "
                         f"this is not {kind.what}") from None
+
+
+_stdin_read: list[tuple[BinaryIO, bytearray]] = []   # stdin holds one input: read it once
+
+
+def _read_stdin(max_bytes: int, kind: InputKind) -> bytearray:
+    """stdin's content; a second reader (explain reads a snapshot twice when --node names a
+    Node its Service does not need) gets the same content, not an empty stream."""
+    stream = _stdin(kind)
+    if not _stdin_read or _stdin_read[0][0] is not stream:
+        _stdin_read[:] = [(stream, _read_limited(stream, "<stdin>", max_bytes, kind))]
+    return _stdin_read[0][1]
 
 
 def _stdin(kind: InputKind) -> BinaryIO:

@@ -174,3 +174,12 @@ def test_bad_size_on_the_command_line() -> None:
 def test_the_default_limit_reads_a_real_dump_whole(tmp_path: Path) -> None:
     data, source = read_input(str(DEMO_RULES), DEFAULT_MAX_INPUT, RULES_INPUT)
     assert bytes(data) == DEMO_RULES.read_bytes() and source == str(DEMO_RULES)
+
+
+def test_stdin_read_twice_gives_the_same_snapshot() -> None:
+    # --node names a Node the Service does not need: explain looks it up in the snapshot again
+    with DEMO_SNAPSHOT.open("rb") as stdin:
+        run = run_measured([*EXPLAIN, "--snapshot", "-", "--rules", str(DEMO_RULES),
+                            "--node", "node9"], stdin=stdin)
+    assert run.status == 2
+    assert "--node node9: no such Node in the snapshot" in run.one_error()
