@@ -12,10 +12,12 @@ the exit status:
   deep chains      a trace through a 2,000- and a 20,000-deep jump chain (iptables-legacy
                    loads both; the old recursive walk failed from about 250)
   forks            40 statistic matches nested 50/50 (2^40 ways: cut off at the 17th level),
-                   and a kube-proxy cascade of 20,000 endpoints (traced whole)
+                   three 50-endpoint cascades in a row (125,000 ways: cut off at 50,000
+                   branches), and a kube-proxy cascade of 20,000 endpoints (traced whole)
 
 Targets: endless inputs stop with exit 5 and, at 64M, under 200 MB; nested forks are cut off in
-well under a second; deep chains and the cascade trace with exit 0.
+well under a second, too many branches under 200 MB; deep chains and the cascade trace with
+exit 0.
 """
 
 from __future__ import annotations
@@ -64,6 +66,20 @@ def cascade(endpoints: int) -> str:
     return "\n".join([*lines, "COMMIT", ""])
 
 
+def nested_cascades(width: int, levels: int) -> str:
+    """`levels` cascades of `width` endpoints in a row: width^levels ways, nested `levels`
+    deep (within MAX_NESTED), so only the branch count in all stops it."""
+    lines = [*NAT, *(f":L{d} - [0:0]" for d in range(levels)), ":END - [0:0]",
+             "-A PREROUTING -j L0"]
+    for d in range(levels):
+        nxt = f"L{d + 1}" if d + 1 < levels else "END"
+        lines += [f"-A L{d} -m statistic --mode random --probability {1 / (width - i):.11f} "
+                  f"-j {nxt}" for i in range(width - 1)]
+        lines.append(f"-A L{d} -j {nxt}")
+    lines.append("-A END -p tcp -j DNAT --to-destination 10.244.0.1:8080")
+    return "\n".join([*lines, "COMMIT", ""])
+
+
 def run_once(argv: list[str], feeder: list[str] | None) -> tuple[float, float, int]:
     """(wall seconds, peak RSS MiB, exit status) of one svctrace run."""
     source = subprocess.Popen(feeder, stdout=subprocess.PIPE) if feeder else None
@@ -90,7 +106,8 @@ def main() -> None:
     work = Path(args.keep or tempfile.mkdtemp(prefix="svctrace-bounds-"))
     work.mkdir(parents=True, exist_ok=True)
     dumps = {"deep-2000": deep_chain(2000), "deep-20000": deep_chain(20000),
-             "forks-40": nested_forks(40), "cascade-20000": cascade(20000)}
+             "forks-40": nested_forks(40), "cascades-50x50x50": nested_cascades(50, 3),
+             "cascade-20000": cascade(20000)}
     for name, text in dumps.items():
         (work / f"{name}.txt").write_text(text)
     yes = ["yes", "# x"]

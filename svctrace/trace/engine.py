@@ -36,7 +36,8 @@ from svctrace.trace.targets import CONTINUE, RETURN, TARGETS
 _Part = TypeVar("_Part", Match, Target)
 _Result = TypeVar("_Result")
 
-MAX_BRANCHES = 100_000       # a kube-proxy Service forks once per endpoint
+MAX_BRANCHES = 50_000        # a kube-proxy Service forks once per endpoint: 200x the 250
+                             # endpoints per Service of sig-scalability's thresholds.md
 MAX_NESTED = 16              # statistic matches taken along one path; kube-proxy takes one
 _GRAIN = 2**128
 
@@ -186,7 +187,8 @@ class _Engine:
                     work.append(s)
                 elif result == RETURN:
                     self.leave(s, work, out)
-                else:
+                else:                                    # a verdict: the stack is done with
+                    s.calls, s.on_stack = [], set()
                     out.append((s, result))
         return out
 
