@@ -171,7 +171,7 @@ def test_bad_size_on_the_command_line() -> None:
     assert run.status == 2 and "--max-input-size 'lots'" in run.one_error()
 
 
-def test_the_default_limit_reads_a_real_dump_whole(tmp_path: Path) -> None:
+def test_the_default_limit_reads_a_real_dump_whole() -> None:
     data, source = read_input(str(DEMO_RULES), DEFAULT_MAX_INPUT, RULES_INPUT)
     assert bytes(data) == DEMO_RULES.read_bytes() and source == str(DEMO_RULES)
 
