@@ -8,6 +8,7 @@ disagreements are kept, so memory grows with the findings, not with nodes × rul
 
 from __future__ import annotations
 
+import shlex
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -150,7 +151,10 @@ def unreadable(node: str, reason: str) -> NodeResult:
 
 
 def _rules_command(node: str) -> str:
-    return f"svctrace rules --digest --node {node}"
+    pod = (f"$(kubectl -n kube-system get pods -l k8s-app=kube-proxy --field-selector "
+           f"spec.nodeName={shlex.quote(node)} -o name)")
+    return (f"kubectl -n kube-system exec {pod} -- iptables-save | svctrace rules --rules - "
+            f"--digest --node {shlex.quote(node)}")
 
 
 def node_drift_findings(namespace: str, name: str, drift_by_node: Mapping[str, list[PortDrift]],
@@ -170,7 +174,8 @@ def node_drift_findings(namespace: str, name: str, drift_by_node: Mapping[str, l
         out.append(Finding(fid, Severity.ERROR,
                            f"{namespace}/{name}: {NODE_FINDING_TEXT[fid]} on {len(names)}/"
                            f"{nodes_compared} node(s): {shown}", capped(evidence),
-                           f"svctrace explain svc/{name} -n {namespace} --node {names[0]}"))
+                           shlex.join(["svctrace", "explain", f"svc/{name}", "-n", namespace,
+                                       "--node", names[0]])))
     return out
 
 

@@ -200,8 +200,8 @@ class _Run:
         try:
             ruleset = _ruleset(job)
             if ruleset.chain("nat", "KUBE-SERVICES") is None:
-                return unreadable(node, f"no kube-proxy chains in {ruleset.source} (kube-proxy "
-                                        "there runs in another mode, or is not running)")
+                return unreadable(node, f"no kube-proxy chains in {ruleset.source}: kube-proxy "
+                                        "there runs in nftables or IPVS mode, or not at all")
             digest = node_digest(ruleset, node, expected.names())
         except SvctraceError as err:
             return unreadable(node, err.message)

@@ -15,9 +15,14 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "cluster"))
 sys.path.insert(0, str(Path(__file__).parent))
 
 import clusterkit  # noqa: E402
-from apiserver import ExecScript, FakeApiServer  # noqa: E402
+from apiserver import ExecScript, FakeApiServer, load_items  # noqa: E402
 from clusterkit import fixture_items, kube_system_pod  # noqa: E402
-from doctorkit import PROXIES, SCENARIOS_NODE1, SCENARIOS_NODE2_NFT  # noqa: E402
+from doctorkit import (  # noqa: E402
+    DEFAULT_KUBERNETES,
+    NFT_MODE_IPTABLES_SAVE,
+    PROXIES,
+    SCENARIOS_NODE1,
+)
 
 
 def kube_system() -> list[dict[str, Any]]:
@@ -33,18 +38,19 @@ cert_dir = clusterkit.cert_dir
 
 @pytest.fixture
 def items() -> list[dict[str, Any]]:
-    """svctrace-pub and svctrace-demo as captured, the two nodes, and kube-system (a test may
-    change them before the server's first answer)."""
-    return fixture_items() + copy.deepcopy(kube_system())
+    """svctrace-pub, svctrace-demo and default/kubernetes as captured, the two nodes, and
+    kube-system (a test may change them before the server's first answer)."""
+    return fixture_items() + load_items(DEFAULT_KUBERNETES) + copy.deepcopy(kube_system())
 
 
 @pytest.fixture
 def api(items: list[dict[str, Any]], cert_dir: Path) -> Any:
     """The API server; node1's kube-proxy prints node1's real iptables-save (scenarios
-    capture), node2's the real `nft list ruleset` of node2 (it runs in nftables mode)."""
+    capture); node2 runs kube-proxy in nftables mode, so iptables-save there has no KUBE
+    chains."""
     with FakeApiServer(items, cert_dir) as server:
         server.on_exec("kube-system", PROXIES["node1"], ExecScript(stdout=SCENARIOS_NODE1))
-        server.on_exec("kube-system", PROXIES["node2"], ExecScript(stdout=SCENARIOS_NODE2_NFT))
+        server.on_exec("kube-system", PROXIES["node2"], ExecScript(stdout=NFT_MODE_IPTABLES_SAVE))
         yield server
 
 
