@@ -15,10 +15,7 @@ Ctrl-C stops cleanly: the report holds what was gathered and names what was not 
 
 from __future__ import annotations
 
-import queue
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +25,7 @@ if TYPE_CHECKING:
     from svctrace.cluster.listing import ClusterListing
     from svctrace.cluster.live import Connection
     from svctrace.diagnose.digest import PortDrift
-    from svctrace.diagnose.expect import ExpectedPort
-    from svctrace.model.cluster import ClusterState, EndpointSlice, Node, Pod, Service
+    from svctrace.model.cluster import ClusterState, EndpointSlice, Pod, Service
     from svctrace.model.findings import Finding
 
 Progress = Callable[[str, int, int | None], None]     # (what, done, total or None)
@@ -148,14 +144,17 @@ class _Run:
         jobs = self._node_jobs()
         if not jobs:
             return
+        from svctrace.explain.doctor_nodes import Digester, Expected, read_nodes
         self.phase = "reading the nodes' rules"
         self.pending_nodes = sorted(jobs)
-        expected = _Expected(self)
-        read_nodes(jobs, lambda node: self._read(node, jobs[node], expected),
-                   self.opts.parallel, self.opts.node_timeout, self._node_done)
+        expected = Expected(self.services_in_scope, self.slices,
+                            self.state.nodes if self.state else (), self.namespaces)
+        with Digester(expected, min(self.opts.parallel, len(jobs))) as digester:
+            read_nodes(jobs, digester.read, self.opts.parallel, self.opts.node_timeout,
+                       self._node_done)
         self._apply_node_findings()
 
-    def _node_jobs(self) -> dict[str, Callable[[], str | tuple[str, str]]]:
+    def _node_jobs(self) -> dict[str, Any]:
         """node → how to read its rules (a file name, or a function that execs)."""
         opts = self.opts
         jobs: dict[str, Any] = {node: path for node, path in opts.rules}
@@ -163,9 +162,10 @@ class _Run:
         wanted = self._live_nodes()
         known = [n.name for n in (self.state.nodes if self.state else ())]
         if wanted and self.conn is not None:
-            pods = _kube_proxy_pods(self.conn, self.opts.node_timeout)
+            from svctrace.explain.doctor_nodes import exec_job, kube_proxy_pods
+            pods = kube_proxy_pods(self.conn)
             for node in wanted:
-                jobs[node] = _exec_job(self.conn, node, pods.get(node), opts.node_timeout)
+                jobs[node] = exec_job(self.conn, node, pods.get(node), opts.node_timeout)
         self.report.nodes_skipped = sorted(set(known) - set(jobs))
         return jobs
 
@@ -191,22 +191,6 @@ class _Run:
             raise NotFoundError(f'node "{unknown[0]}" not found',
                                 f"did you mean {', '.join(near)}?" if near else None)
         return [n for n in dict.fromkeys(opts.nodes) if n not in dict(opts.rules)]
-
-    def _read(self, node: str, job: Any, expected: _Expected) -> NodeDrift | NodeResult:
-        """Read, digest and compare one node's rules (in a worker thread)."""
-        from svctrace.diagnose.digest import node_digest
-        from svctrace.diagnose.doctor import compare_node, unreadable
-        from svctrace.errors import SvctraceError
-        try:
-            ruleset = _ruleset(job)
-            if ruleset.chain("nat", "KUBE-SERVICES") is None:
-                return unreadable(node, f"no kube-proxy chains in {ruleset.source}: kube-proxy "
-                                        "there runs in nftables or IPVS mode, or not at all")
-            digest = node_digest(ruleset, node, expected.names())
-        except SvctraceError as err:
-            return unreadable(node, err.message)
-        del ruleset            # only the digest is kept while comparing
-        return compare_node(node, digest, expected.for_node(node), self.namespaces)
 
     def _node_done(self, node: str, result: NodeDrift | NodeResult) -> None:
         if isinstance(result, NodeDrift):
@@ -253,124 +237,6 @@ class _Run:
 
     def _live_nodes_asked(self) -> bool:
         return bool(self.opts.nodes or self.opts.all_nodes or self.opts.rules)
-
-
-# --- reading nodes in parallel, each bounded in time --------------------------------------
-
-def read_nodes(jobs: dict[str, Any], work: Callable[[str], Any], parallel: int, timeout: float,
-               done: Callable[[str, Any], None]) -> None:
-    """Run `work(node)` for every node, at most `parallel` at once; a node that takes longer
-    than `timeout` is given up (NODE-RULES-UNREADABLE) and its thread left to end on its own
-    (its requests are bounded by the same timeout)."""
-    from svctrace.diagnose.doctor import unreadable
-
-    results: queue.Queue[tuple[str, Any]] = queue.Queue()
-    pending = sorted(jobs)
-    active: dict[str, float] = {}
-    while pending or active:
-        while pending and len(active) < max(parallel, 1):
-            node = pending.pop(0)
-            active[node] = time.monotonic() + timeout
-            threading.Thread(target=lambda n=node: results.put((n, work(n))), daemon=True,
-                             name=f"svctrace-node-{node}").start()
-        try:
-            node, result = results.get(timeout=max(0.0, min(active.values()) - time.monotonic()))
-        except queue.Empty:
-            now = time.monotonic()
-            for node in [n for n, deadline in active.items() if deadline <= now]:
-                del active[node]
-                done(node, unreadable(node, f"no answer within {timeout:g}s (--node-timeout)"))
-            continue
-        if active.pop(node, None) is not None:
-            done(node, result)
-
-
-def _ruleset(job: Any) -> Any:
-    if isinstance(job, str):
-        from svctrace.rules.sources import load_ruleset
-        return load_ruleset(job)
-    from svctrace.rules.iptables_save import parse_iptables_save
-    text, where = job()
-    return parse_iptables_save(text, where)
-
-
-def _exec_job(conn: Connection, node: str, pod: str | None,
-              timeout: float) -> Callable[[], tuple[str, str]]:
-    def job() -> tuple[str, str]:
-        from svctrace.cluster.node_exec import (
-            find_kube_proxy_pod,
-            own_connection,
-            save_rules_in_pod,
-        )
-        mine = own_connection(conn, timeout)
-        return save_rules_in_pod(mine, pod or find_kube_proxy_pod(mine, node), node)
-    return job
-
-
-def _kube_proxy_pods(conn: Connection, timeout: float) -> dict[str, str]:
-    """node → its running kube-proxy pod, from one (paginated) list of the labelled pods;
-    nodes not in it are looked up one by one when read (by name, as explain --node does)."""
-    from svctrace.cluster.listing import list_kept
-    from svctrace.cluster.node_exec import (
-        KUBE_PROXY_NAMESPACE,
-        KUBE_PROXY_SELECTOR,
-        choose_kube_proxy_pod,
-    )
-
-    def slim(raw: dict[str, Any]) -> dict[str, Any]:
-        return {"metadata": {k: raw["metadata"].get(k) for k in ("name", "labels")},
-                "spec": {"nodeName": (raw.get("spec") or {}).get("nodeName")},
-                "status": {"phase": (raw.get("status") or {}).get("phase")}}
-
-    pods = list_kept(conn, "pods", KUBE_PROXY_NAMESPACE, slim, label_selector=KUBE_PROXY_SELECTOR)
-    by_node: dict[str, list[dict[str, Any]]] = {}
-    for p in pods:
-        by_node.setdefault(p["spec"]["nodeName"] or "", []).append(p)
-    chosen = {node: choose_kube_proxy_pod(ps) for node, ps in by_node.items()}
-    return {node: pod for node, pod in chosen.items() if pod}
-
-
-class _Expected:
-    """What each node should have, per Service in scope: computed once for Services whose
-    endpoints do not depend on the node (no local policy, no topology hints), per node for
-    the others."""
-
-    def __init__(self, run: _Run) -> None:
-        from svctrace.diagnose.expect import expected_ports, uses_local_endpoints
-        self.run = run
-        self.nodes = {n.name: n for n in (run.state.nodes if run.state else ())}
-        self.shared: dict[SvcKey, list[ExpectedPort]] = {}
-        self.per_node: list[Service] = []
-        for svc in run.services_in_scope:
-            key = (svc.namespace, svc.name)
-            slices = run.slices.get(key, [])
-            hinted = any(ep.hints_zones or ep.hints_nodes for s in slices for ep in s.endpoints)
-            if uses_local_endpoints(svc) or hinted:
-                self.per_node.append(svc)
-            else:
-                self.shared[key] = expected_ports(svc, slices, None, "")
-        self._names: dict[str, str] | None = None
-        self._lock = threading.Lock()
-
-    def names(self) -> dict[str, str]:
-        """chain hash → service port name of every service port in scope (for the digest)."""
-        from svctrace.diagnose.digest import api_names
-        from svctrace.diagnose.expect import expected_ports
-        with self._lock:
-            if self._names is None:
-                ports = [p for ps in self.shared.values() for p in ps]
-                ports += [p for s in self.per_node for p in expected_ports(
-                    s, self.run.slices.get((s.namespace, s.name), []), None, "")]
-                self._names = api_names(ports)
-            return self._names
-
-    def for_node(self, node: str) -> Iterator[tuple[SvcKey, list[ExpectedPort]]]:
-        from svctrace.diagnose.expect import expected_ports
-        yield from self.shared.items()
-        obj: Node | None = self.nodes.get(node)
-        for svc in self.per_node:
-            key = (svc.namespace, svc.name)
-            yield key, expected_ports(svc, self.run.slices.get(key, []), obj, node)
 
 
 # --- helpers -------------------------------------------------------------------------------

@@ -63,7 +63,7 @@ def test_without_all_only_services_with_findings_are_listed_worst_first(
 def test_all_namespaces(kubeconfig: Path) -> None:
     doc = doctor_json("-A", "--all", kubeconfig=kubeconfig)
     spaces = {r["namespace"] for r in doc["services"]}
-    assert spaces == {PUB, DEMO_NS}
+    assert spaces == {PUB, DEMO_NS, "default"}
     assert doc["scope"] == "all namespaces"
     demo = rows(doc)[f"{DEMO_NS}/noendpoints"]
     assert ids(demo) == explained(kubeconfig, DEMO_NS, "noendpoints")["ids"]
@@ -115,8 +115,8 @@ def test_forbidden_pods_in_one_namespace_are_reported_and_the_rest_checked(
     api.fail(r"^/api/v1/pods$", 403)                          # no cluster-wide pod list
     api.fail(rf"^/api/v1/namespaces/{DEMO_NS}/pods$", 403)    # nor svctrace-demo's pods
     doc = doctor_json("-A", "--all", kubeconfig=kubeconfig)
-    assert {r["namespace"] for r in doc["services"]} == {PUB}
-    assert len(doc["services"]) == len(PUB_SERVICES)
+    assert {r["namespace"] for r in doc["services"]} == {PUB, "default"}
+    assert len(doc["services"]) == len(PUB_SERVICES) + 1
     [finding] = doc["findings"]
     assert finding["id"] == "DOCTOR-NAMESPACE-UNREADABLE" and DEMO_NS in finding["message"]
     assert finding["severity"] == "warning"
