@@ -28,7 +28,7 @@ kube-proxy pod (API exec), or offline from --rules NODE=FILE with --snapshot FIL
 0 ok, 1 a finding reached --fail-on, 3 node not found, 4 cluster unreachable or access denied,
 130 interrupted (what was gathered is printed)."""
 
-DOCTOR_OUTPUTS = ("text", "wide", "json", "yaml")
+DOCTOR_OUTPUTS = ("text", "wide", "json", "yaml", "junit", "html")
 
 
 def register(app: typer.Typer) -> None:
@@ -43,7 +43,8 @@ def doctor(
     kubeconfig: str = options.Kubeconfig,
     snapshot: str = options.Snapshot,
     output: str = typer.Option("text", "-o", "--output", help="Output format: text (default), "
-                               "wide, json or yaml."),
+                               "wide, json, yaml, junit (JUnit XML for CI) or html (one "
+                               "self-contained page)."),
     fail_on: str = typer.Option("error", "--fail-on", help="Exit 1 when a finding reaches this "
                                 "severity: error, warning, info or none."),
     show_all: bool = typer.Option(False, "--all", help="List healthy Services too."),
@@ -128,19 +129,26 @@ def run(opts: DoctorOptions, env: Environment, fmt: str, fail_on: str, show_all:
 
     with progress_display(env) as progress:
         report = run_doctor(opts, progress)
-    emit(report, env, fmt, show_all)
+    emit(report, env, fmt, show_all, fail_on)
     if report.interrupted:
         return int(ExitStatus.INTERRUPTED)
     return exit_status(report.all_findings(), fail_on)
 
 
-def emit(report: DoctorReport, env: Environment, fmt: str, show_all: bool) -> None:
+def emit(report: DoctorReport, env: Environment, fmt: str, show_all: bool,
+         fail_on: str) -> None:
     from svctrace.render.doctor import doctor_dict, doctor_renderables
     for note in report.notes:
         env.note(note)
     if report.interrupted:
         env.note("interrupted: printing what was gathered so far")
-    if fmt == "json":
+    if fmt == "junit":
+        from svctrace.render.doctor_junit import doctor_junit
+        env.stdout.write(doctor_junit(report, fail_on))
+    elif fmt == "html":
+        from svctrace.render.doctor_html import doctor_html
+        env.stdout.write(doctor_html(report, show_all))
+    elif fmt == "json":
         env.write_json(doctor_dict(report, show_all))
     elif fmt == "yaml":
         env.write_yaml(doctor_dict(report, show_all))

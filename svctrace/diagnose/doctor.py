@@ -18,6 +18,7 @@ from svctrace.diagnose.cluster import ClusterExplanation, sort_findings
 from svctrace.diagnose.digest import PortDrift, compare_port, expected_key, unknown_ports
 from svctrace.diagnose.expect import ExpectedPort
 from svctrace.diagnose.node import verdict
+from svctrace.diagnose.paths import service_path
 from svctrace.model.findings import Finding, Severity
 
 MAX_NODES_NAMED = 5          # "on 3/120 nodes: node7, node9, node12"
@@ -44,6 +45,7 @@ class ServiceResult:
     findings: list[Finding]
     ready_pods: int = 0
     drift_nodes: list[str] = field(default_factory=list)    # nodes whose rules disagree
+    path: list[dict[str, Any]] = field(default_factory=list)  # for diagrams (diagnose.paths)
 
     @property
     def worst(self) -> Severity | None:
@@ -96,10 +98,12 @@ class NodeDrift:
 
 
 def service_result(ex: ClusterExplanation) -> ServiceResult:
-    """explain's cluster half of one Service, kept as doctor's row (the view is dropped)."""
+    """explain's cluster half of one Service, kept as doctor's row (the view is dropped; the
+    path of the Service is kept only when it has a finding)."""
     svc = ex.service
+    path = service_path(svc, ex.view.slices) if ex.findings else []
     return ServiceResult(svc.namespace, svc.name, svc.type, verdict(ex, None),
-                         list(ex.findings), sum(1 for r in ex.pods if r.pod.ready))
+                         list(ex.findings), sum(1 for r in ex.pods if r.pod.ready), path=path)
 
 
 def compare_node(node: str, digest: Mapping[str, Any],

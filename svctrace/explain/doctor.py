@@ -205,12 +205,18 @@ class _Run:
 
     def _apply_node_findings(self) -> None:
         from svctrace.diagnose.doctor import node_drift_findings, with_node_findings
+        from svctrace.diagnose.paths import mark_drift, service_path
         compared = sum(1 for n in self.report.nodes if n.read)
+        services = {(s.namespace, s.name): s for s in self.services_in_scope}
         for row in self.report.rows:
-            drift = self.drift.get((row.namespace, row.name), {})
+            key = (row.namespace, row.name)
+            drift = self.drift.get(key, {})
             found = node_drift_findings(row.namespace, row.name, drift, compared)
             row.drift_nodes = sorted(drift)
             with_node_findings(row, found, compared)
+            if drift:
+                row.path = row.path or service_path(services[key], self.slices.get(key, []))
+                mark_drift(row.path, drift)
         self.report.nodes.sort(key=lambda n: n.name)
 
     # --- Ctrl-C ---------------------------------------------------------------------------
