@@ -20,6 +20,7 @@ port (joined by port name and protocol, as kube-proxy does). Model in, plain dat
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from svctrace.diagnose.joins import slice_serves
@@ -79,7 +80,7 @@ def expected_ports(svc: Service, slices: list[EndpointSlice] | tuple[EndpointSli
 
 def _expected_port(svc: Service, port: ServicePort, slices: list[EndpointSlice],
                    node_name: str, zone: str | None) -> ExpectedPort:
-    endpoints = _port_endpoints(slices, port)
+    endpoints = port_endpoints(slices, port)
     eps = [ep for ep, _ in endpoints]
     cluster = local = None
     if uses_cluster_endpoints(svc):
@@ -102,8 +103,8 @@ def _has_entry(svc: Service, cluster: frozenset[str] | None,
     return bool(internal) or (externally_accessible(svc) and bool(external))
 
 
-def _port_endpoints(slices: list[EndpointSlice],
-                    port: ServicePort) -> list[tuple[Endpoint, int]]:
+def port_endpoints(slices: Sequence[EndpointSlice],
+                   port: ServicePort) -> list[tuple[Endpoint, int]]:
     """(endpoint, target port) of every slice that carries the port; an address once."""
     out: dict[str, tuple[Endpoint, int]] = {}
     for s in slices:

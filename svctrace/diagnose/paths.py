@@ -13,8 +13,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from svctrace.diagnose.digest import PortDrift
-from svctrace.diagnose.expect import endpoint_text, expected_ports, programs_rules
-from svctrace.diagnose.joins import slice_serves
+from svctrace.diagnose.expect import (
+    endpoint_text,
+    expected_ports,
+    port_endpoints,
+    programs_rules,
+)
 from svctrace.model.cluster import EndpointSlice, Service, ServicePort
 from svctrace.rules.kubeproxy import chain_hash
 
@@ -53,20 +57,14 @@ def _entry(ip: str, port: int) -> str:
 
 def _endpoints(slices: Sequence[EndpointSlice], port: ServicePort,
                chosen: frozenset[str]) -> list[dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for s in slices:
-        sp = slice_serves(s, port)
-        if sp is None or sp.port is None:
-            continue
-        for ep in s.endpoints:
-            if not ep.addresses:
-                continue
-            address = endpoint_text(ep.addresses[0], sp.port)
-            state = ("ready" if ep.conditions.ready else "terminating"
-                     if ep.conditions.terminating else "not ready")
-            out[address] = {"address": address, "state": state, "nodes": [],
-                            "share": round(1 / len(chosen), 4) if address in chosen else None}
-    return sorted(out.values(), key=lambda e: e["address"])
+    out = []
+    for ep, target in port_endpoints(slices, port):
+        address = endpoint_text(ep.addresses[0], target)
+        state = ("ready" if ep.conditions.ready else "terminating"
+                 if ep.conditions.terminating else "not ready")
+        out.append({"address": address, "state": state, "nodes": [],
+                    "share": round(1 / len(chosen), 4) if address in chosen else None})
+    return sorted(out, key=lambda e: e["address"])
 
 
 def mark_drift(path: list[dict[str, Any]],
