@@ -96,7 +96,7 @@ def parse_service_ref(text: str) -> str:
     return name
 
 
-def parse_duration(text: str) -> float:
+def parse_duration(text: str, option: str = "--request-timeout") -> float:
     """kubectl-style request timeout: `5s`, `500ms`, `1m` or plain seconds."""
     value = text.strip().lower()
     scale = 1.0
@@ -107,9 +107,9 @@ def parse_duration(text: str) -> float:
     try:
         seconds = float(value) * scale
     except ValueError:
-        raise UsageError(f"invalid --request-timeout {text!r} (e.g. 5s, 500ms)") from None
+        raise UsageError(f"invalid {option} {text!r} (e.g. 5s, 500ms)") from None
     if seconds <= 0:
-        raise UsageError(f"--request-timeout must be positive, got {text!r}")
+        raise UsageError(f"{option} must be positive, got {text!r}")
     return seconds
 
 
