@@ -47,9 +47,10 @@ def check_max_input_size(value: str) -> int:
     return parse_size(value)
 
 
-def check_one_stdin(**sources: str | None) -> None:
-    """stdin can be read once: refuse two options that both say '-'."""
-    dashes = [f"--{name.replace('_', '-')} -" for name, path in sources.items() if path == "-"]
+def check_one_stdin(*sources: tuple[str, str | None]) -> None:
+    """stdin holds one input: refuse two sources that both say '-'. Each source is (how the
+    command line spells it, e.g. "--rules node1=-", its path)."""
+    dashes = [spelled for spelled, path in sources if path == "-"]
     if len(dashes) > 1:
         from svctrace.errors import UsageError
         raise UsageError(f"{' and '.join(dashes)}: both read stdin, which holds one input",

@@ -37,6 +37,7 @@ READERS = [
     ("explain-rules", [*EXPLAIN, "--snapshot", str(DEMO_SNAPSHOT), "--rules", "@"], 5,
      LARGE_RULES),
     ("explain-snapshot", [*EXPLAIN, "--snapshot", "@"], 2, DEMO_SNAPSHOT),
+    ("doctor-snapshot", ["doctor", "--snapshot", "@"], 2, DEMO_SNAPSHOT),
 ]
 
 
@@ -135,11 +136,19 @@ def test_stdin_closed_is_a_clear_error(args: list[str], status: int) -> None:
     assert_bounded(run, status, f"{option} -: stdin is closed")
 
 
-def test_snapshot_and_rules_both_from_stdin_are_refused() -> None:
+@pytest.mark.parametrize("args,twice", [
+    pytest.param([*EXPLAIN, "--snapshot", "-", "--rules", "-"], "--snapshot - and --rules -",
+                 id="explain"),
+    pytest.param(["doctor", "--snapshot", "-", "--rules", "node1=-"],
+                 "--snapshot - and --rules node1=-", id="doctor-snapshot-and-rules"),
+    pytest.param(["doctor", "--snapshot", str(DEMO_SNAPSHOT), "--rules", "node1=-", "--rules",
+                  "node2=-"], "--rules node1=- and --rules node2=-", id="doctor-two-nodes"),
+])
+def test_two_inputs_from_stdin_are_refused(args: list[str], twice: str) -> None:
     with DEMO_RULES.open("rb") as stdin:
-        run = run_measured([*EXPLAIN, "--snapshot", "-", "--rules", "-"], stdin=stdin)
+        run = run_measured(args, stdin=stdin)
     assert run.status == 2
-    assert "--snapshot - and --rules -: both read stdin" in run.one_error()
+    assert f"{twice}: both read stdin" in run.one_error()
 
 
 @pytest.mark.parametrize("text,size", [
