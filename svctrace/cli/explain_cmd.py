@@ -166,6 +166,8 @@ def node_sections(report: ExplainReport, opts: ExplainOptions) -> list[Any]:
         parts += node_renderables(report.node, report.cluster, raw=opts.raw,
                                   wide=opts.output == "wide", packets=report.packets)
     if "probes" in report.data:
-        lines = [f"{p['address']}/{p['protocol']}: {p['result']}" for p in report.data["probes"]]
+        from svctrace.render.literal import printable
+        lines = [printable(f"{p['address']}/{p['protocol']}: {p['result']}")
+                 for p in report.data["probes"]]
         parts.append(Text("Probes (sent from this machine)\n" + "\n".join(lines)))
     return parts
