@@ -12,7 +12,7 @@ from ui_helpers import RULES, SNAPSHOT
 from svctrace.cli import complete
 
 S, R = str(SNAPSHOT), str(RULES)
-COMMANDS = ["completion", "explain", "rules", "snapshot", "trace"]
+COMMANDS = ["completion", "doctor", "explain", "rules", "snapshot", "trace"]
 ALL = ["db", "ext-db", "noendpoints", "web", "web-np"]
 
 CASES = [
