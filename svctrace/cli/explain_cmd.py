@@ -145,8 +145,8 @@ def _print_text(report: ExplainReport, opts: ExplainOptions, env: Environment) -
     console = env.console()
     parts = cluster_renderables(report.cluster, wide=opts.output == "wide", now=now)
     if report.data.get("verdict"):
-        from rich.text import Text
-        console.print(Text(f"verdict: {report.data['verdict']}", style="bold"))
+        from svctrace.render.literal import text
+        console.print(text(f"verdict: {report.data['verdict']}", style="bold"))
         console.print()
     for part in [*parts, *node_sections(report, opts), findings_renderable(report.findings)]:
         console.print(part)
