@@ -134,9 +134,21 @@ def _worker_init() -> None:
     import gc
     import signal
     signal.signal(signal.SIGINT, signal.SIG_IGN)     # Ctrl-C is the parent's to handle
-    # a worker holds one ruleset (~10 objects per rule) at a time, freed by reference
-    # counting: the cyclic collector would only rescan it (as in `svctrace rules`)
+    # The collector would rescan a ruleset (~10 objects per rule) many times while it is
+    # built; instead it runs once per node, after the ruleset is dropped (a ruleset holds
+    # reference cycles: without that, a worker would keep every node's rules). What the
+    # worker inherited from the parent is frozen, so those collections never walk it.
+    gc.freeze()
     gc.disable()
+
+
+def _digest_in_worker(node: str, rules: str | tuple[str, str],
+                      max_bytes: int = DEFAULT_MAX_INPUT) -> NodeDrift | NodeResult:
+    import gc
+    try:
+        return digest_node(node, rules, max_bytes)
+    finally:
+        gc.collect()
 
 
 class Digester:
@@ -166,7 +178,7 @@ class Digester:
             return unreadable(node, err.message)
         if self.pool is None:
             return digest_node(node, rules, self.max_bytes)
-        return self.pool.submit(digest_node, node, rules, self.max_bytes).result()
+        return self.pool.submit(_digest_in_worker, node, rules, self.max_bytes).result()
 
     def __enter__(self) -> Digester:
         return self
