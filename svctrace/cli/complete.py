@@ -9,31 +9,31 @@ Subcommands and options come from the CLI's own click tree (what typer built), s
 never out of date. Values come from the line itself: `--snapshot FILE` gives Service,
 namespace and node names from the file; otherwise live names are looked up with
 `svctrace.cluster.live.list_names` using the `-n`, `--context` and `--kubeconfig` already
-typed, bounded by LIVE_TIMEOUT and cached for CACHE_TTL seconds. Any failure completes
-nothing, silently: a TAB must never print an error or hang the shell.
+typed, bounded by LIVE_TIMEOUT and cached briefly (complete_cache.py). Any failure
+completes nothing, silently: a TAB must never print an error or hang the shell.
 """
 
 from __future__ import annotations
 
 import enum
-import hashlib
-import json
 import os
 import re
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from svctrace.cli.complete_cache import cache_read, cache_write
+from svctrace.cli.complete_files import rules_file_names, snapshot_names
 
 # Cobra's ShellCompDirective bits (spf13/cobra completions.go)
 ERROR, NO_SPACE, NO_FILE_COMP, FILTER_FILE_EXT, FILTER_DIRS, KEEP_ORDER = 1, 2, 4, 8, 16, 32
 DEFAULT = 0           # no candidates → the shell completes file names
 
-LIVE_TIMEOUT = 1.0    # seconds, the whole live look-up (import, kubeconfig, request)
-CACHE_TTL = 10.0      # seconds a live answer is reused
+LIVE_TIMEOUT = 1.0    # seconds, the whole look-up (import, kubeconfig, request, or file)
+# SVCTRACE_COMPLETION_TIMEOUT=SECONDS changes it (a cluster behind a slow VPN), within limits
+TIMEOUT_ENV, TIMEOUT_RANGE = "SVCTRACE_COMPLETION_TIMEOUT", (0.1, 10.0)
 SERVICE_PREFIXES = ("svc/", "service/", "services/")
-RULES_SCAN_LIMIT = 32 * 1024 * 1024   # bytes of an iptables-save file read for names
 
 # Fixed choices, by the option's long name (the commands take them as plain strings).
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -46,6 +46,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 FILE_OPTIONS = ("--rules", "--snapshot", "--kubeconfig", "--file")
 NAME_OPTIONS = {"--namespace": "namespaces", "--context": "contexts", "--node": "nodes"}
+# comma-separated names (doctor --nodes node1,node2), or one of the fixed words
+LIST_OPTIONS = {"--nodes": ("nodes", ("all",))}
 SERVICE_ARGUMENTS = ("service", "services")       # explain SERVICE, rules [SERVICE], snapshot
 HELP_OPTIONS = ("-h", "--help")                   # main.py's help_option_names
 
@@ -83,6 +85,13 @@ def complete(root: Any, words: list[str]) -> Completion:
         return _complete(parse_line(root, before), incomplete)
     except Exception:  # noqa: BLE001 - a TAB completes nothing rather than fail
         return Completion()
+
+
+def _one_line(value: str) -> bool:
+    """False for a name with a control character: a newline would forge candidates (or the
+    directive) in the line-based protocol, a tab would cut it at `value<TAB>help`, and a
+    shell can insert none of them safely."""
+    return not any(ord(c) < 0x20 or 0x7f <= ord(c) <= 0x9f for c in value)
 
 
 def _complete(line: Line, incomplete: str) -> Completion:
@@ -179,7 +188,18 @@ def option_value(line: Line, option: Any, incomplete: str, prefix: str) -> Compl
         return Completion([], DEFAULT)          # the shell completes file names
     if name in NAME_OPTIONS:
         return _prefixed(prefix, _matching(names_for(line, NAME_OPTIONS[name]), incomplete))
+    if name in LIST_OPTIONS:
+        return _prefixed(prefix, list_values(line, incomplete, *LIST_OPTIONS[name]))
     return Completion()
+
+
+def list_values(line: Line, incomplete: str, kind: str, words: tuple[str, ...]) -> list[str]:
+    """`node1,no` → `node1,node2`: names of `kind` not in the list yet (a fixed word only
+    alone)."""
+    done, comma, partial = incomplete.rpartition(",")
+    taken = set(done.split(",")) if comma else set()
+    names = [n for n in names_for(line, kind) if n not in taken]
+    return [done + comma + n for n in _matching([*(() if comma else words), *names], partial)]
 
 
 def argument_value(line: Line, incomplete: str) -> Completion:
@@ -208,7 +228,8 @@ def _prefixed(prefix: str, values: list[str]) -> Completion:
 
 
 def _matching(names: list[str], partial: str) -> list[str]:
-    return sorted({n for n in names if n.startswith(partial)})
+    """The names (from the cluster or a file) starting with `partial`, sorted."""
+    return sorted({n for n in names if n.startswith(partial) and _one_line(n)})
 
 
 # --- where names come from ---------------------------------------------------------------
@@ -219,48 +240,18 @@ def names_for(line: Line, kind: str) -> list[str]:
     namespace = line.values.get("--namespace")
     snapshot = line.values.get("--snapshot")
     if snapshot and kind != "contexts":
-        return snapshot_names(snapshot, kind, namespace)
+        return file_names(lambda: snapshot_names(snapshot, kind, namespace))
     rules = line.values.get("--rules")
     if rules and kind == "services" and line.command.name == "rules":
-        return rules_file_names(rules, namespace)
+        return file_names(lambda: rules_file_names(rules, namespace))
     return live_names(kind, namespace, line.values.get("--context"),
                       line.values.get("--kubeconfig"))
 
 
-def snapshot_names(path: str, kind: str, namespace: str | None) -> list[str]:
-    """Service, namespace or node names in a snapshot file ([] when it cannot be read)."""
-    if path == "-":
-        return []                       # stdin belongs to the shell, not to us
-    from svctrace.cluster.snapshot import read_snapshot
-    try:
-        state = read_snapshot(os.path.expanduser(path))
-    except Exception:  # noqa: BLE001 - SnapshotError, or anything a half-written file causes
-        return []
-    if kind == "nodes":
-        return [n.name for n in state.nodes]
-    if kind == "namespaces":
-        return [s.namespace for s in state.services]
-    if kind == "services":
-        return [s.name for s in state.services if namespace in (None, s.namespace)]
-    return []
-
-
-# kube-proxy's comment on a KUBE-SERVICES entry: "NAMESPACE/NAME[:PORT] cluster IP" (the
-# comments vanish above 1,000 endpoints; then there is nothing to offer, which is fine)
-_RULES_COMMENT = re.compile(r'^-A KUBE-SERVICES .*?--comment "?([a-z0-9.-]+)/([a-z0-9.-]+)',
-                            re.MULTILINE)
-
-
-def rules_file_names(path: str, namespace: str | None) -> list[str]:
-    """Service names in an iptables-save file, from kube-proxy's rule comments."""
-    if path == "-":
-        return []
-    try:
-        with open(os.path.expanduser(path), encoding="utf-8", errors="replace") as f:
-            text = f.read(RULES_SCAN_LIMIT)
-    except OSError:
-        return []
-    return [name for ns, name in _RULES_COMMENT.findall(text) if namespace in (None, ns)]
+def file_names(read: Callable[[], list[str]]) -> list[str]:
+    """Names read from a local file, within the same deadline as a live look-up: a file
+    can be slow too (a network mount, a snapshot that is costly to parse)."""
+    return run_with_deadline(read, deadline())[0]
 
 
 def live_names(kind: str, namespace: str | None, context: str | None,
@@ -271,7 +262,7 @@ def live_names(kind: str, namespace: str | None, context: str | None,
     if cached is not None:
         return cached
     names, finished = run_with_deadline(
-        lambda: _list_names(kind, namespace, context, kubeconfig), LIVE_TIMEOUT)
+        lambda: _list_names(kind, namespace, context, kubeconfig), deadline())
     cache_write(key, names if finished else [])
     return names
 
@@ -279,7 +270,18 @@ def live_names(kind: str, namespace: str | None, context: str | None,
 def _list_names(kind: str, namespace: str | None, context: str | None,
                 kubeconfig: str | None) -> list[str]:
     from svctrace.cluster.live import list_names
-    return list_names(kind, namespace, context, kubeconfig, timeout=LIVE_TIMEOUT)
+    return list_names(kind, namespace, context, kubeconfig, timeout=deadline())
+
+
+def deadline() -> float:
+    """Seconds a look-up may take: LIVE_TIMEOUT, or SVCTRACE_COMPLETION_TIMEOUT within
+    TIMEOUT_RANGE (a value that is no number keeps the default)."""
+    try:
+        seconds = float(os.environ.get(TIMEOUT_ENV, LIVE_TIMEOUT))
+    except ValueError:
+        return LIVE_TIMEOUT
+    low, high = TIMEOUT_RANGE
+    return min(max(seconds, low), high) if seconds == seconds else LIVE_TIMEOUT
 
 
 TIMED_OUT = threading.Event()     # set when a look-up was abandoned (the caller may os._exit)
@@ -302,47 +304,6 @@ def run_with_deadline(call: Callable[[], list[str]], seconds: float) -> tuple[li
         TIMED_OUT.set()
         return [], False
     return result[0], True
-
-
-# --- the cache ---------------------------------------------------------------------------
-
-def cache_dir() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "svctrace")
-
-
-def _cache_path(key: list[str | None]) -> str:
-    digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:24]
-    return os.path.join(cache_dir(), f"names-{digest}.json")
-
-
-def cache_read(key: list[str | None], now: float | None = None) -> list[str] | None:
-    """The cached names for `key` if written less than CACHE_TTL seconds ago."""
-    path = _cache_path(key)
-    try:
-        age = (time.time() if now is None else now) - os.stat(path).st_mtime
-        if not 0 <= age < CACHE_TTL:
-            return None
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return None
-    names = data.get("names") if isinstance(data, dict) else None
-    return [str(n) for n in names] if isinstance(names, list) else None
-
-
-def cache_write(key: list[str | None], names: list[str]) -> None:
-    """Write atomically (a TAB in another terminal may be reading); mode 0600."""
-    path = _cache_path(key)
-    try:
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"names": names}, f)
-        os.replace(tmp, path)
-    except OSError:
-        pass
 
 
 # --- click helpers (typer's click, duck-typed so this module imports no click) -----------

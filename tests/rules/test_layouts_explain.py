@@ -14,10 +14,10 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "kernel"))
 
 from kplayouts import PRE_122_EXAMPLE  # noqa: E402
 
-from svctrace.cli.explain_node import layout_findings  # noqa: E402
 from svctrace.cluster.snapshot import parse_snapshot, view_from_snapshot  # noqa: E402
 from svctrace.diagnose.cluster import explain_cluster  # noqa: E402
 from svctrace.diagnose.node import NodeInput, explain_node, verdict  # noqa: E402
+from svctrace.explain.node_side import layout_findings  # noqa: E402
 from svctrace.model.trace import node_context  # noqa: E402
 from svctrace.rules.iptables_save import parse_iptables_save  # noqa: E402
 

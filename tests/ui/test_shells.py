@@ -13,7 +13,7 @@ import time
 import uuid
 
 import pytest
-from ui_helpers import BASH_COMPLETION, ROOT, RULES, SNAPSHOT, need, run
+from ui_helpers import BASH_COMPLETION, ROOT, RULES, SNAPSHOT, cannot_run, need, run
 
 S = str(SNAPSHOT.relative_to(ROOT))
 BASH_SCRIPT = ROOT / "completions/svctrace.bash"
@@ -41,7 +41,7 @@ def readline_words(line: str) -> list[str]:
 def bash_complete(line: str, env: dict[str, str]) -> list[str]:
     need("bash")
     if not BASH_COMPLETION.exists():
-        pytest.skip("bash-completion is not installed (.ci/run installs it)")
+        cannot_run("bash-completion is not installed (.ci/run installs it)")
     words = readline_words(line)
     proc = run(["bash", "--norc", "--noprofile", "-c", BASH_DRIVER, "bash", str(BASH_COMPLETION),
                 str(BASH_SCRIPT), line, str(len(words) - 1), *words], env=env)
@@ -55,7 +55,8 @@ BASH_CASES = [
     ("bare", f"svctrace explain --snapshot {S} ", ["db", "ext-db", "noendpoints", "web",
                                                    "web-np"]),
     ("unique", f"svctrace explain -n svctrace-demo --snapshot {S} svc/no", ["svc/noendpoints"]),
-    ("commands", "svctrace ", ["completion", "explain", "rules", "snapshot", "trace"]),
+    ("commands", "svctrace ", ["completion", "doctor", "explain", "rules", "snapshot",
+                              "trace"]),
     ("command-prefix", "svctrace tr", ["trace"]),
     ("options", "svctrace explain --sn", ["--snapshot"]),
     ("namespaces", f"svctrace explain --snapshot {S} -n ", ["svctrace-demo"]),
@@ -127,6 +128,11 @@ def fish_quote(text: str) -> str:
 
 # --- interactive shells in tmux -----------------------------------------------------------
 
+# what the shell in tmux inherits (env -i drops the rest, as a login would)
+SHELL_ENVIRONMENT = ("PATH", "HOME", "XDG_CACHE_HOME", "LC_ALL", "PYTHONPATH", "KUBECONFIG",
+                     "SVCTRACE_COMPLETION_TIMEOUT", "no_proxy", "NO_PROXY")
+
+
 class Tmux:
     """A shell in a detached tmux session: type keys, read the screen."""
 
@@ -134,8 +140,7 @@ class Tmux:
         need("tmux")
         self.name = f"svctrace-{uuid.uuid4().hex[:8]}"
         self.env = env
-        env_args = [f"{k}={v}" for k, v in env.items() if k in ("PATH", "HOME", "XDG_CACHE_HOME",
-                                                                "LC_ALL")]
+        env_args = [f"{k}={v}" for k, v in env.items() if k in SHELL_ENVIRONMENT]
         self.tmux(["new-session", "-d", "-s", self.name, "-x", "200", "-y", "50", "env", "-i",
                    "TERM=screen", *env_args, *shell])
 

@@ -1,4 +1,4 @@
-"""Wiring of explain's node half: where the rules come from, whose they are, and the report.
+"""explain's node half: where the rules come from, whose they are, and the report.
 
 Sources, in order: --rules FILE|- (saved iptables-save text; --node NAME then says whose), else
 --node NAME alone (iptables-save in that node's kube-proxy pod, through the API's exec; with
@@ -18,8 +18,8 @@ from svctrace.model.ruleset import Ruleset
 from svctrace.model.trace import NodeContext, node_context
 
 if TYPE_CHECKING:
-    from svctrace.cli.explain_cmd import ExplainOptions, ExplainReport
     from svctrace.diagnose.node import NodeInput
+    from svctrace.explain.report import ExplainOptions, ExplainReport
 
 ENTRIES = ("clusterIP", "nodePort", "loadBalancer", "externalIP")
 SKIPPED = ("rule steps skipped: no rules source (give --rules FILE, run on a node as root, "
@@ -27,10 +27,11 @@ SKIPPED = ("rule steps skipped: no rules source (give --rules FILE, run on a nod
 
 
 def explain_node_side(report: ExplainReport, view: ServiceView, opts: ExplainOptions) -> None:
-    """Add rules, drift, traces, the verdict and node findings to the report."""
+    """Add rules, drift, traces, the verdict and node findings to the report (plain data:
+    the CLI renders report.node)."""
     from svctrace.diagnose.node import explain_node, verdict
     from svctrace.packets import ScapyWorker
-    from svctrace.render.node import node_dict, node_renderables
+    from svctrace.render.node import node_dict
 
     entries = _entries(opts.entry)     # bad --entry / --from are usage errors, rules or not
     source = _source(view, opts)
@@ -52,10 +53,9 @@ def explain_node_side(report: ExplainReport, view: ServiceView, opts: ExplainOpt
     report.notes.extend(node_ex.notes)
     report.data.update(node_dict(node_ex, report.cluster, packets))
     report.data["verdict"] = verdict(report.cluster, node_ex)
-    report.sections.extend(node_renderables(node_ex, report.cluster, raw=opts.raw,
-                                            wide=opts.output == "wide", packets=packets))
+    report.node, report.packets = node_ex, packets
     if opts.probe:
-        from svctrace.cli.probe import probe_report
+        from svctrace.explain.probe import probe_report
         probe_report(report, node_ex, on_node=not (opts.rules or opts.node))
 
 
@@ -98,7 +98,7 @@ def load_node_input(view: ServiceView, opts: ExplainOptions, notes: list[str],
 
     if opts.rules:
         from svctrace.rules.sources import load_ruleset
-        ruleset = load_ruleset(opts.rules)
+        ruleset = load_ruleset(opts.rules, opts.max_input)
         notes.extend(ruleset.warnings)
         node, how = whose_rules(ruleset, view, opts)
         return NodeInput(ruleset, node, (f"rules: {ruleset.source}", *how),
@@ -172,7 +172,8 @@ def lookup_node(opts: ExplainOptions, name: str) -> Node | None:
     or one GET on the live cluster."""
     if opts.snapshot:
         from svctrace.cluster.snapshot import read_snapshot
-        return next((n for n in read_snapshot(opts.snapshot).nodes if n.name == name), None)
+        nodes = read_snapshot(opts.snapshot, opts.max_input).nodes
+        return next((n for n in nodes if n.name == name), None)
     from svctrace.cluster.convert import node_from_dict
     from svctrace.cluster.live import connect
 
