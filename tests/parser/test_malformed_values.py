@@ -15,8 +15,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from svctrace.errors import RuleSyntaxError
+from svctrace.model import values
 from svctrace.rules.iptables_save import parse_iptables_save
 from svctrace.rules.kubeproxy import map_services
 
@@ -207,3 +210,21 @@ def test_unquoted_multiword_comment_is_read_with_a_warning(tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr
     assert done.stderr.count("rejects this line") == 1
     assert json.loads(done.stdout)["outcomes"][0]["destination"] == "10.244.1.5:8080"
+
+
+# ---------------------------------------------------------------- any text, one kind of error
+
+_READERS = [values.parse_prefix, values.parse_port_range, values.parse_port_list,
+            values.parse_mark, values.parse_probability, values.parse_ip_range,
+            values.parse_nat_to]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(_READERS), st.text(alphabet="0123456789abcdefxXZ:./-,[]nN ", max_size=24))
+def test_value_readers_raise_only_value_errors(reader, text) -> None:
+    """Whatever the text, a reader returns a value or raises ValueError (a located error in the
+    parser) — never another exception that would end as "internal error"."""
+    try:
+        reader(text)
+    except ValueError:
+        pass

@@ -95,3 +95,16 @@ def test_nodeport_without_a_local_address_is_not_plainly_delivered() -> None:
     err = trace_stderr("--rules", str(demo), "--src", "203.0.113.4", "--dst", "10.10.0.10:30080",
                        "--local-ip", "10.10.0.10")
     assert "NodePort" not in err
+
+
+def test_apiserver_on_a_known_local_address_takes_the_local_path() -> None:
+    """The real flannel dump of a single control-plane node: with the apiserver's address given
+    as local, a pod's packet to the kubernetes Service is delivered to this node (INPUT)."""
+    done = subprocess.run([sys.executable, "-m", "svctrace", "trace", "--rules", str(FLANNEL),
+                           "--src", "10.244.0.7", "--dst", "10.96.0.1:443", "--local-ip",
+                           "172.31.7.91", "-o", "json"], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    (outcome,) = json.loads(done.stdout)["outcomes"]
+    assert outcome["destination"] == "172.31.7.91:6443"
+    assert outcome["hooks"] == ["PREROUTING", "INPUT"] and not outcome["masquerade"]
