@@ -46,6 +46,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 FILE_OPTIONS = ("--rules", "--snapshot", "--kubeconfig", "--file")
 NAME_OPTIONS = {"--namespace": "namespaces", "--context": "contexts", "--node": "nodes"}
+# comma-separated names (doctor --nodes node1,node2), or one of the fixed words
+LIST_OPTIONS = {"--nodes": ("nodes", ("all",))}
 SERVICE_ARGUMENTS = ("service", "services")       # explain SERVICE, rules [SERVICE], snapshot
 HELP_OPTIONS = ("-h", "--help")                   # main.py's help_option_names
 
@@ -186,7 +188,18 @@ def option_value(line: Line, option: Any, incomplete: str, prefix: str) -> Compl
         return Completion([], DEFAULT)          # the shell completes file names
     if name in NAME_OPTIONS:
         return _prefixed(prefix, _matching(names_for(line, NAME_OPTIONS[name]), incomplete))
+    if name in LIST_OPTIONS:
+        return _prefixed(prefix, list_values(line, incomplete, *LIST_OPTIONS[name]))
     return Completion()
+
+
+def list_values(line: Line, incomplete: str, kind: str, words: tuple[str, ...]) -> list[str]:
+    """`node1,no` → `node1,node2`: names of `kind` not in the list yet (a fixed word only
+    alone)."""
+    done, comma, partial = incomplete.rpartition(",")
+    taken = set(done.split(",")) if comma else set()
+    names = [n for n in names_for(line, kind) if n not in taken]
+    return [done + comma + n for n in _matching([*(() if comma else words), *names], partial)]
 
 
 def argument_value(line: Line, incomplete: str) -> Completion:

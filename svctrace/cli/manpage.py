@@ -82,6 +82,10 @@ EXAMPLES = [
      "svctrace trace --rules node1.rules --dst 10.96.0.10:53 --proto udp"),
     ("Capture a namespace for later, or for a colleague:",
      "svctrace snapshot -n shop -f shop.json"),
+    ("Check every Service of the cluster, and every node's rules against the API:",
+     "svctrace doctor -A --nodes all --parallel 16"),
+    ("The same offline, from a snapshot and saved rules, as JUnit XML for CI:",
+     "svctrace doctor --snapshot cluster.json --rules node1=node1.txt -o junit > doctor.xml"),
     ("Enable completion in bash:", "source <(svctrace completion bash)"),
     ("As a kubectl plugin:", "kubectl svctrace explain web -n shop"),
 ]

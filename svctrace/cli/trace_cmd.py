@@ -20,6 +20,7 @@ def trace(
     dst: str = typer.Option(..., "--dst", help="Destination IP[:PORT] (IPv6: [addr]:port)."),
     rules: str = typer.Option(None, "--rules", help="iptables-save output to trace through "
                               "('-' for stdin)."),
+    max_input_size: str = options.MaxInputSize,
     src: str = typer.Option(None, "--src", help="Source IP (default: an address in the pod "
                             "CIDR, i.e. a packet from a pod)."),
     dport: int = typer.Option(None, "--dport", parser=values.port,
@@ -45,4 +46,5 @@ def trace(
     env = Environment(color=options.check_color(color), quiet=quiet)
     run_trace(env, dst=dst, rules=rules, src=src, dport=dport, sport=sport, proto=proto,
               in_interface=in_interface, local_ips=local_ip, pod_cidr=pod_cidr,
-              affinity_hit=affinity_hit, output=options.check_output(output))
+              affinity_hit=affinity_hit, output=options.check_output(output),
+              max_bytes=options.check_max_input_size(max_input_size))

@@ -76,7 +76,7 @@ def build_packet(worker: object, src: str, host: str, port: int, proto: str, spo
 def run_trace(env: Environment, *, dst: str, rules: str | None, src: str | None,
               dport: int | None, sport: int, proto: str, in_interface: str | None,
               local_ips: list[str], pod_cidr: str | None, affinity_hit: list[str],
-              output: str) -> None:
+              output: str, max_bytes: int) -> None:
     from svctrace.model.trace import node_context
     from svctrace.packets import ScapyWorker
     from svctrace.render.trace import trace_dict
@@ -87,7 +87,7 @@ def run_trace(env: Environment, *, dst: str, rules: str | None, src: str | None,
     host, port = parse_destination(dst, dport)
     worker = ScapyWorker()        # imports scapy on the other core while we parse
     try:
-        ruleset = load_ruleset(rules)
+        ruleset = load_ruleset(rules, max_bytes)
         if src is None:
             src = default_source(ruleset, pod_cidr, ip_address(host).version)
             env.note(f"no --src given: tracing from {src}, an address in the pod CIDR")
