@@ -55,7 +55,10 @@ ENVIRONMENT = [
     ("http_proxy, https_proxy, no_proxy", "Proxies for the connection to the API server, as "
      "honoured by the Kubernetes Python client."),
     ("XDG_CACHE_HOME", "Where shell completion caches live names for ten seconds "
-     "(default ~/.cache)."),
+     "(default ~/.cache). The cache is used only when its directory belongs to the user and "
+     "no one else can write to it."),
+    ("SVCTRACE_COMPLETION_TIMEOUT", "Seconds a TAB may spend looking names up (in the "
+     "cluster or in a --snapshot or --rules file): default 1, at most 10."),
 ]
 
 FILES = [

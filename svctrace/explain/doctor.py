@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from svctrace.diagnose.doctor import DoctorReport, NodeDrift, NodeResult
+from svctrace.inputs import DEFAULT_MAX_INPUT
 
 if TYPE_CHECKING:
     from svctrace.cluster.listing import ClusterListing
@@ -48,6 +49,7 @@ class DoctorOptions:
     parallel: int = 8
     node_timeout: float = 30.0
     page_size: int = 500                    # --chunk-size: items per LIST request
+    max_input: int = DEFAULT_MAX_INPUT      # --max-input-size, bytes
 
 
 def run_doctor(opts: DoctorOptions, progress: Progress | None = None) -> DoctorReport:
@@ -99,7 +101,7 @@ class _Run:
         if opts.snapshot:
             from svctrace.cluster.listing import ClusterListing
             from svctrace.cluster.snapshot import read_snapshot
-            state = read_snapshot(opts.snapshot)
+            state = read_snapshot(opts.snapshot, opts.max_input)
             ns = opts.namespace if not opts.all_namespaces else None
             # a file holds the namespaces it was taken from: rules of others are not judged
             self.namespaces = {ns} if ns else {s.namespace for s in state.services}
@@ -148,7 +150,8 @@ class _Run:
         self.pending_nodes = sorted(jobs)
         expected = Expected(self.services_in_scope, self.slices,
                             self.state.nodes if self.state else (), self.namespaces)
-        with Digester(expected, min(self.opts.parallel, len(jobs))) as digester:
+        with Digester(expected, min(self.opts.parallel, len(jobs)),
+                      self.opts.max_input) as digester:
             read_nodes(jobs, digester.read, self.opts.parallel, self.opts.node_timeout,
                        self._node_done)
         self._apply_node_findings()
