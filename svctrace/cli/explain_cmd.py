@@ -10,6 +10,7 @@ imported inside the functions that need them (shell completion runs this on ever
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,7 @@ class ExplainOptions:
     output: str = "text"
     fail_on: str = "error"
     request_timeout: float = 5.0
+    deadline: float | None = None         # time.monotonic() by which cluster work must end
     rules: str | None = None
     node: str | None = None
     debug_pod: str | None = None          # --debug-pod IMAGE
@@ -109,9 +111,12 @@ def explain(
         service=parse_service_ref(service), namespace=namespace, context=context,
         kubeconfig=kubeconfig, snapshot=snapshot, output=options.check_output(output),
         fail_on=check_fail_on(fail_on), request_timeout=parse_duration(request_timeout),
-        rules=rules, node=node, debug_pod=debug_pod, local_ips=list(local_ip), probe=probe,
-        raw=raw, entry=entry, src=src, from_=from_)
+        rules=rules, node=check_node(node), debug_pod=debug_pod, local_ips=list(local_ip),
+        probe=probe, raw=raw, entry=entry, src=src, from_=from_)
     env = Environment(color=options.check_color(color), quiet=quiet)
+    if not opts.snapshot:
+        from svctrace.cluster.live import overall_deadline
+        opts.deadline = overall_deadline(opts.request_timeout)
     view = load_view(opts)
     raise typer.Exit(emit(explain_service(view, opts), opts, env))
 
@@ -133,21 +138,32 @@ def parse_service_ref(text: str) -> str:
     return name
 
 
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)?", re.ASCII)
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+LONGEST_TIMEOUT = 86400.0
+
+
 def parse_duration(text: str) -> float:
-    """kubectl-style request timeout: `5s`, `500ms`, `1m` or plain seconds."""
-    value = text.strip().lower()
-    scale = 1.0
-    for suffix, factor in (("ms", 0.001), ("s", 1.0), ("m", 60.0)):
-        if value.endswith(suffix):
-            value, scale = value[: -len(suffix)], factor
-            break
-    try:
-        seconds = float(value) * scale
-    except ValueError:
-        raise UsageError(f"invalid --request-timeout {text!r} (e.g. 5s, 500ms)") from None
-    if seconds <= 0:
-        raise UsageError(f"--request-timeout must be positive, got {text!r}")
+    """kubectl-style request timeout: `5s`, `500ms`, `1m`, `1h` or plain seconds; finite,
+    positive and at most a day (`inf`, `nan`, `1e309` and `1_0` are refused)."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if match is None:
+        raise UsageError(f"invalid --request-timeout {text!r} (e.g. 5s, 500ms)")
+    seconds = float(match[1]) * _UNITS[match[2]]
+    if not 0 < seconds <= LONGEST_TIMEOUT:
+        raise UsageError(f"--request-timeout must be more than 0 and at most 24h, got {text!r}")
     return seconds
+
+
+def check_node(value: str | None) -> str | None:
+    """--node NAME: a node name as Kubernetes allows it (never empty, no '..' or ',')."""
+    if value is None:
+        return None
+    from svctrace.cluster.names import check_name
+    try:
+        return check_name("node", value)
+    except UsageError as err:
+        raise UsageError(f"--node: {err.message}") from None
 
 
 def check_fail_on(value: str) -> str:
@@ -166,7 +182,7 @@ def load_view(opts: ExplainOptions) -> ServiceView:
         return view_from_snapshot(read_snapshot(opts.snapshot), opts.service, opts.namespace)
     from svctrace.cluster.live import load_live_view
     return load_live_view(opts.service, opts.namespace, opts.context, opts.kubeconfig,
-                          opts.request_timeout)
+                          opts.request_timeout, opts.deadline)
 
 
 def explain_service(view: ServiceView, opts: ExplainOptions) -> ExplainReport:

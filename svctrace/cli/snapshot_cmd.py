@@ -51,6 +51,8 @@ def snapshot(
     names = [parse_service_ref(s) for s in services or []]
     env = Environment(quiet=quiet)
     conn = connect(kubeconfig, context, parse_duration(request_timeout))
+    for note in conn.notes:
+        env.note(note)
     ns = None if all_namespaces else (namespace or conn.namespace)
     items = capture_services(conn, ns or "", names) if names else capture_namespace(conn, ns)
     items += capture_nodes(conn, env)
