@@ -4,8 +4,10 @@ The kubernetes client runs a plugin with `communicate()` and no time limit, logs
 as a raw `ERROR:root:exec: …` line and goes on without credentials (a misleading 401 follows).
 Here a plugin gets the time left of the request budget; its output is bounded; it runs in a
 session of its own and is killed with everything it started, and reaped, on every path —
-success, failure, timeout, Ctrl-C — and, should svctrace die first (a TAB given up on, a
-SIGKILL), the kernel kills it (PR_SET_PDEATHSIG). Its failures are ClusterErrors naming it.
+success, failure, timeout, Ctrl-C. Should svctrace die first (a TAB given up on exits with
+os._exit; a SIGKILL), the kernel signals a small sh that runs the plugin (PR_SET_PDEATHSIG),
+and the sh kills the plugin's whole process group: what the plugin started dies with it.
+Its failures are ClusterErrors naming it.
 
 The protocol is client-go's (client.authentication.k8s.io, "exec" in
 staging/src/k8s.io/client-go/plugin/pkg/client/auth/exec): KUBERNETES_EXEC_INFO holds an
@@ -31,6 +33,9 @@ from svctrace.errors import ClusterError
 
 MAX_OUTPUT = 1 << 20              # what a plugin may print: a token or a certificate, not more
 PR_SET_PDEATHSIG = 1
+# the plugin's keeper: on SIGTERM (svctrace died) it kills its process group, the plugin's
+# children included; otherwise it exits with the plugin's status
+KEEPER = 'trap "kill -KILL 0" TERM; "$0" "$@" & wait $!'
 
 
 @dataclass(frozen=True)
@@ -77,15 +82,13 @@ def exec_plugin(user: str, raw: Any, base_dir: str, cluster: dict[str, Any]) -> 
 def run_exec_plugin(plugin: ExecPlugin, seconds: float) -> dict[str, str]:
     """Run the plugin for at most `seconds`; the kubeconfig user fields its answer gives
     (`token`, or `client-certificate-data` and `client-key-data`)."""
+    env = _environment(plugin)
+    _check_runnable(plugin, env.get("PATH"))
     try:
-        proc = subprocess.Popen([plugin.command, *plugin.args], stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env=_environment(plugin), start_new_session=True,
+        proc = subprocess.Popen(["/bin/sh", "-c", KEEPER, plugin.command, *plugin.args],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env, start_new_session=True,
                                 preexec_fn=_die_with_parent())
-    except FileNotFoundError:
-        raise ClusterError(f"{plugin.label} was not found",
-                           plugin.install_hint or "install it, or correct users[].user.exec"
-                           ".command in the kubeconfig") from None
     except OSError as err:
         raise ClusterError(f"{plugin.label} cannot be run: {err.strerror}") from None
     try:
@@ -97,6 +100,18 @@ def run_exec_plugin(plugin: ExecPlugin, seconds: float) -> dict[str, str]:
     return _credentials(plugin, stdout)
 
 
+def _check_runnable(plugin: ExecPlugin, path: str | None) -> None:
+    import shutil
+    found = shutil.which(plugin.command, path=path)
+    if found is None and not os.path.exists(plugin.command):
+        raise ClusterError(f"{plugin.label} was not found",
+                           plugin.install_hint or "install it, or correct users[].user.exec"
+                           ".command in the kubeconfig")
+    if found is None:
+        raise ClusterError(f"{plugin.label} cannot be run: {plugin.command} is not an "
+                           "executable file")
+
+
 def _environment(plugin: ExecPlugin) -> dict[str, str]:
     info: dict[str, Any] = {"apiVersion": plugin.api_version, "kind": "ExecCredential",
                             "spec": {"interactive": False}}
@@ -106,7 +121,8 @@ def _environment(plugin: ExecPlugin) -> dict[str, str]:
 
 
 def _die_with_parent() -> Any:
-    """A preexec function: the kernel kills the plugin when svctrace's thread ends (Linux)."""
+    """A preexec function: the kernel sends the keeper SIGTERM when svctrace's thread ends
+    (Linux)."""
     if not sys.platform.startswith("linux"):
         return None
     import ctypes
@@ -114,7 +130,7 @@ def _die_with_parent() -> Any:
     prctl = ctypes.CDLL(None, use_errno=True).prctl      # looked up before the fork
 
     def preexec() -> None:
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     return preexec
 
 
@@ -183,7 +199,7 @@ def _in_main_thread() -> bool:
 
 
 def _failed(plugin: ExecPlugin, status: int, stderr: bytes) -> ClusterError:
-    how = (f"was killed by signal {-status}" if status < 0
+    how = (f"was killed by signal {status - 128}" if 128 < status < 160   # as sh reports it
            else f"failed (exit status {status})")
     said = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines()
             if line.strip()]
