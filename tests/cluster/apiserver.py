@@ -172,6 +172,7 @@ class ExecScript:
     message: str | None = None       # a Failure without an exit code (e.g. exec not possible)
     stall: float = 0.0               # seconds of silence after stdout, before the rest
     hang_up: bool = False            # drop the connection after stdout: no status, no close
+    pace: float = 0.0                # seconds between two frames (a slow, steady command)
 
     def frames(self, command: list[str]) -> list[tuple[int, bytes]]:
         out = [(1, self.stdout[i:i + self.chunk]) for i in range(0, len(self.stdout), self.chunk)]
@@ -546,6 +547,7 @@ class _Handler(BaseHTTPRequestHandler):
         status = script.status(command)
         stdout_done = False
         for channel, payload in script.frames(command):
+            time.sleep(script.pace)
             if channel != 1 and not stdout_done:
                 stdout_done = True
                 time.sleep(script.stall)
@@ -557,7 +559,10 @@ class _Handler(BaseHTTPRequestHandler):
                 if status["status"] == "Success":
                     continue
                 payload = status["message"].encode()
-            self.wfile.write(ws_frame(0x2, bytes([channel]) + payload))
+            try:
+                self.wfile.write(ws_frame(0x2, bytes([channel]) + payload))
+            except OSError:              # the client gave up
+                return
         self.wfile.write(ws_frame(0x8, struct.pack("!H", 1000)))
         self._drain_until_close()
 
