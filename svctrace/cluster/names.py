@@ -39,7 +39,7 @@ def check_name(kind: str, name: str) -> str:
     raise UsageError(f"invalid {kind} name {shown}: a {kind} name must be {rule}")
 
 
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]*@")
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s]*@")
 
 
 def redact(text: str) -> str:
