@@ -76,7 +76,22 @@ def exec_plugin(user: str, raw: Any, base_dir: str, cluster: dict[str, Any]) -> 
                       env=tuple((str(e["name"]), str(e.get("value", ""))) for e in env),
                       api_version=raw["apiVersion"],
                       install_hint=hint.strip() if isinstance(hint, str) else None,
-                      cluster=cluster if raw.get("provideClusterInfo") else None)
+                      cluster=_cluster_info(cluster) if raw.get("provideClusterInfo") else None)
+
+
+CLUSTER_KEYS = ("server", "tls-server-name", "insecure-skip-tls-verify",
+                "certificate-authority-data", "proxy-url", "disable-compression")
+EXEC_EXTENSION = "client.authentication.k8s.io/exec"
+
+
+def _cluster_info(cluster: dict[str, Any]) -> dict[str, Any]:
+    """What client-go gives a plugin with provideClusterInfo: the cluster's connection
+    fields, and the `config` its exec extension holds."""
+    info = {key: cluster[key] for key in CLUSTER_KEYS if key in cluster}
+    for extension in cluster.get("extensions") or []:
+        if isinstance(extension, dict) and extension.get("name") == EXEC_EXTENSION:
+            info["config"] = extension.get("extension")
+    return info
 
 
 def run_exec_plugin(plugin: ExecPlugin, seconds: float) -> dict[str, str]:

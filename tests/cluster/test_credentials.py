@@ -88,6 +88,20 @@ def test_a_working_plugin_gives_the_token(api: FakeApiServer, tmp_path: Path) ->
     assert "s3cret" not in proc.stderr
 
 
+def test_cluster_info_is_provided_when_asked(api: FakeApiServer, tmp_path: Path) -> None:
+    script = plugin(tmp_path, "login", f'echo "$KUBERNETES_EXEC_INFO" > {tmp_path}/info\n'
+                    f"echo '{credential('s3cret')}'\n")
+    kc = exec_kubeconfig(api, tmp_path, str(script), provideClusterInfo=True)
+    config = json.loads(kc.read_text())
+    config["clusters"][0]["cluster"]["extensions"] = [
+        {"name": "client.authentication.k8s.io/exec", "extension": {"audience": "rig"}}]
+    kc.write_text(json.dumps(config))
+    assert run_cli("explain", "edge", "-o", "json", kubeconfig=kc).returncode == 0
+    cluster = json.loads((tmp_path / "info").read_text())["spec"]["cluster"]
+    assert cluster["server"] == api.url and cluster["config"] == {"audience": "rig"}
+    assert "certificate-authority-data" in cluster and "extensions" not in cluster
+
+
 def test_a_relative_command_is_found_beside_the_kubeconfig(api: FakeApiServer,
                                                            tmp_path: Path) -> None:
     (tmp_path / "bin").mkdir()
