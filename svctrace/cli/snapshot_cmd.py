@@ -44,13 +44,14 @@ def snapshot(
 ) -> None:
     from svctrace.cli.env import Environment
     from svctrace.cli.explain_cmd import parse_duration, parse_service_ref
-    from svctrace.cluster.live import connect
+    from svctrace.cluster.live import connect, overall_deadline
 
     if all_namespaces and services:
         raise UsageError("-A cannot be combined with Service names", "use -n NAMESPACE")
     names = [parse_service_ref(s) for s in services or []]
     env = Environment(quiet=quiet)
-    conn = connect(kubeconfig, context, parse_duration(request_timeout))
+    timeout = parse_duration(request_timeout)
+    conn = connect(kubeconfig, context, timeout, overall_deadline(timeout))
     for note in conn.notes:
         env.note(note)
     ns = None if all_namespaces else (namespace or conn.namespace)
@@ -62,8 +63,14 @@ def snapshot(
 
 
 def capture_namespace(conn: Connection, namespace: str | None) -> list[dict[str, Any]]:
-    """Every Service, EndpointSlice and Pod of a namespace (None: of every namespace)."""
-    return [item for kind in KINDS for item in _sorted(conn.list_raw(kind, namespace))]
+    """Every Service, EndpointSlice and Pod of a namespace (None: of every namespace), read
+    page by page (kubectl's chunked lists)."""
+    return [item for kind in KINDS for item in _sorted(_list_all(conn, kind, namespace))]
+
+
+def _list_all(conn: Connection, kind: str, namespace: str | None) -> list[dict[str, Any]]:
+    from svctrace.cluster.listing import list_kept, raw_item
+    return list_kept(conn, kind, namespace, raw_item(kind))
 
 
 def capture_services(conn: Connection, namespace: str, names: list[str]) -> list[dict[str, Any]]:
@@ -86,7 +93,7 @@ def capture_nodes(conn: Connection, env: Environment) -> list[dict[str, Any]]:
     """All nodes; a note (not an error) when nodes may not be listed."""
     from svctrace.errors import ClusterError
     try:
-        return _sorted(conn.list_raw("nodes", None))
+        return _sorted(_list_all(conn, "nodes", None))
     except ClusterError as err:
         if "403" not in err.message:
             raise

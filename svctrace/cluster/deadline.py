@@ -15,6 +15,7 @@ timeouts alone.
 
 from __future__ import annotations
 
+import math
 import signal
 import threading
 import time
@@ -39,7 +40,8 @@ class bounded:  # noqa: N801 - used as a function: `with bounded(2.0): ...`
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self.armed = threading.current_thread() is threading.main_thread()
+        self.armed = threading.current_thread() is threading.main_thread() and \
+            math.isfinite(seconds)
 
     def __enter__(self) -> bounded:
         if not self.armed:

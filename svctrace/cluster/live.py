@@ -1,4 +1,5 @@
-"""The live cluster: the only module that imports kubernetes (lazily, inside functions).
+"""The live cluster: with node_exec and lightimport, the only modules that import kubernetes
+(lazily, inside functions).
 
 Raw JSON is fetched (`_preload_content=False`) and handed to the same dict converter the
 snapshot uses; the client's own model deserialisation is slow and never used. Every error of
@@ -7,10 +8,8 @@ the client, urllib3 or the kubeconfig is translated here into a SvctraceError.
 
 from __future__ import annotations
 
-import importlib
-import importlib.abc
-import importlib.util
 import json
+import math
 import os
 import sys
 import time
@@ -28,8 +27,17 @@ from svctrace.cluster.convert import (
     service_from_dict,
 )
 from svctrace.cluster.deadline import TimedOut, bounded
+from svctrace.cluster.kubeconfig import (
+    check_kubeconfig_file,
+    context_name,
+    context_names,
+    exec_stanza,
+    kubeconfig_paths,
+    user_with_credentials,
+)
+from svctrace.cluster.lightimport import import_client_light
 from svctrace.cluster.names import check_name, redact
-from svctrace.errors import ClusterError, SvctraceError, UsageError
+from svctrace.errors import ClusterError, SvctraceError
 from svctrace.model.cluster import (
     SERVICE_NAME_LABEL,
     ServiceView,
@@ -37,116 +45,18 @@ from svctrace.model.cluster import (
     selector_text,
 )
 
-LIGHT_PACKAGES = ("kubernetes", "kubernetes.client", "kubernetes.client.api",
-                  "kubernetes.client.models", "kubernetes.config")
 DEFAULT_TIMEOUT = 5.0
 # the whole command's cluster work ends within OVERALL_REQUESTS request timeouts (at least
 # OVERALL_MIN seconds): a backstop for commands that make many requests on a slow cluster
 OVERALL_REQUESTS = 12
 OVERALL_MIN = 60.0
 MAX_BODY = 512 << 20            # an API answer larger than this is not one we can use
-MAX_KUBECONFIG = 16 << 20
 INSECURE = ("insecure-skip-tls-verify is set: the API server's certificate is not checked")
 NEAR_MISS_POD_LIMIT = 2000      # pods read from the namespace when a selector matches none
 NEEDED = "explain needs get/list on services, endpointslices, pods and nodes"
 SA_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 API_VERSIONS = {"services": ("v1", "Service"), "pods": ("v1", "Pod"), "nodes": ("v1", "Node"),
                 "endpointslices": ("discovery.k8s.io/v1", "EndpointSlice")}
-
-
-_light_import_running = False
-_completers: dict[str, Any] = {}
-LIGHT_MODULES = ("kubernetes.client.api_client", "kubernetes.client.configuration",
-                 "kubernetes.client.exceptions", "kubernetes.client.api.core_v1_api",
-                 "kubernetes.client.api.discovery_v1_api", "kubernetes.client.api.version_api",
-                 "kubernetes.config.config_exception", "kubernetes.config.kube_config",
-                 "kubernetes.config.incluster_config")
-
-
-def import_client_light() -> None:
-    """Import only the parts of the kubernetes client that svctrace uses.
-
-    The package __init__ files of kubernetes 36.0.3 import every API class and all 767
-    models (about 200 ms, a third of explain's time budget), though raw JSON needs none of
-    them. The packages are registered as stubs that run their real __init__ as soon as
-    anything else is asked of them (a missing attribute, or another kubernetes submodule),
-    so `from kubernetes import client; client.V1Pod` or `import kubernetes.stream` still work
-    afterwards in the same process. A no-op when kubernetes is already imported.
-    """
-    global _light_import_running
-    if "kubernetes" in sys.modules:
-        return
-    _light_import_running = True
-    try:
-        for name in LIGHT_PACKAGES:
-            _stub_package(name)
-        from kubernetes.client.api_client import ApiClient
-        from kubernetes.client.configuration import Configuration
-        client = sys.modules["kubernetes.client"]
-        # what kubernetes.config.kube_config takes from the package
-        client.ApiClient = ApiClient  # type: ignore[attr-defined]
-        client.Configuration = Configuration  # type: ignore[attr-defined]
-        for name in LIGHT_MODULES:
-            importlib.import_module(name)
-    finally:
-        _light_import_running = False
-    sys.meta_path.insert(0, _CompleteFirst())
-
-
-def _stub_package(name: str) -> None:
-    spec = importlib.util.find_spec(name)
-    if spec is None or spec.loader is None:
-        return
-    module = importlib.util.module_from_spec(spec)
-    done = False
-
-    def complete() -> None:
-        nonlocal done
-        if not done:
-            done = True
-            spec.loader.exec_module(module)  # type: ignore[union-attr]  # the real __init__
-
-    def missing(attr: str) -> Any:        # PEP 562: called only for missing attributes
-        if _light_import_running and importlib.util.find_spec(f"{name}.{attr}") is not None:
-            return importlib.import_module(f"{name}.{attr}")     # a submodule: just that
-        if done or attr in ("__warningregistry__", "__wrapped__"):
-            raise AttributeError(f"module {name!r} has no attribute {attr!r}")
-        complete()
-        return getattr(module, attr)
-
-    module.__getattr__ = missing  # type: ignore[method-assign]
-    _completers[name] = complete
-    sys.modules[name] = module
-    parent, _, child = name.rpartition(".")
-    if parent:
-        setattr(sys.modules[parent], child, module)
-
-
-class _CompleteFirst(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Before any other kubernetes submodule is imported, run the real `kubernetes/__init__`
-    (as a normal import would have), then stand aside."""
-
-    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
-        if _light_import_running or not fullname.startswith("kubernetes."):
-            return None
-        sys.meta_path.remove(self)
-        _completers["kubernetes"]()
-        if fullname in sys.modules:          # the package's __init__ imported it already
-            return importlib.util.spec_from_loader(fullname, self)
-        return None
-
-    def create_module(self, spec: Any) -> Any:
-        return sys.modules[spec.name]
-
-    def exec_module(self, module: Any) -> None:
-        pass
-
-
-def kubeconfig_paths(kubeconfig: str | None) -> list[str]:
-    """The kubeconfig files kubectl would read: --kubeconfig, else KUBECONFIG (several files
-    separated by ':'), else ~/.kube/config."""
-    raw = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
-    return [os.path.expanduser(p) for p in raw.split(os.pathsep) if p]
 
 
 @dataclass
@@ -158,7 +68,7 @@ class Connection:
     context: str | None
     namespace: str
     timeout: float
-    deadline: float                       # time.monotonic() by which everything must end
+    deadline: float = math.inf            # time.monotonic() by which everything must end
     notes: list[str] = field(default_factory=list)
 
     # --- requests ------------------------------------------------------------------------
@@ -353,8 +263,9 @@ def connect(kubeconfig: str | None = None, context: str | None = None,
             timeout: float = DEFAULT_TIMEOUT, deadline: float | None = None) -> Connection:
     """A Connection as kubectl would make it: kubeconfig files and context, or the in-cluster
     service account when there is no kubeconfig and we run in a pod. `deadline` (a
-    time.monotonic() value) ends the whole of its work; default: overall_deadline(timeout)."""
-    deadline = overall_deadline(timeout) if deadline is None else deadline
+    time.monotonic() value, e.g. overall_deadline(timeout)) ends the whole of its work; None:
+    only each request is bounded (doctor's work grows with the cluster)."""
+    deadline = math.inf if deadline is None else deadline
     import_client_light()
     paths = kubeconfig_paths(kubeconfig)
     existing = [p for p in paths if os.path.isfile(p)]
@@ -368,7 +279,7 @@ def connect(kubeconfig: str | None = None, context: str | None = None,
     from kubernetes.config.config_exception import ConfigException
     from kubernetes.config.kube_config import KubeConfigLoader
     merged = _merged_kubeconfig(existing)
-    name = _context_name(merged, context)
+    name = context_name(merged, context)
     _run_exec_plugin(merged, name, min(timeout, deadline - time.monotonic()))
     try:
         loader = KubeConfigLoader(config_dict=merged, active_context=name)
@@ -395,87 +306,23 @@ def _merged_kubeconfig(paths: list[str]) -> Any:
                            f"({type(err).__name__})") from None
 
 
-def check_kubeconfig_file(path: str) -> None:
-    """Refuse a kubeconfig the client would choke on: too large, nested too deep, or an alias
-    bomb (UsageError, exit 2). What cannot be read is left to the client's own error."""
-    from svctrace.cluster.yamlsafe import YamlRefused, check_yaml_bounds
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            text = f.read(MAX_KUBECONFIG + 1)
-    except OSError:
-        return
-    if len(text) > MAX_KUBECONFIG:
-        raise UsageError(f"kubeconfig {path} is larger than {MAX_KUBECONFIG >> 20} MiB; refused")
-    try:
-        check_yaml_bounds(text)
-    except YamlRefused as err:
-        raise UsageError(f"kubeconfig {err.located(path)}; refused") from None
-    except Exception:  # noqa: BLE001 - yaml.YAMLError: the client says it, with its words
-        return
-
-
 def _run_exec_plugin(merged: Any, context: str, seconds: float) -> None:
     """When the context's user has an `exec` credential plugin, run it (bounded, see
     credentials.py) and put what it answers in place of the stanza, so that the client
     never runs the plugin itself."""
     from kubernetes.config.kube_config import ConfigNode
 
-    from svctrace.cluster.credentials import exec_plugin, run_exec_plugin
-    value = merged.value
-    ctx = _named(value.get("contexts"), context) or {}
-    user_name = (ctx.get("context") or {}).get("user")
-    users = value.get("users") or []
-    index = next((i for i, u in enumerate(users) if getattr(u, "value", u).get("name")
-                  == user_name), None)
-    if index is None:
+    from svctrace.cluster.credentials import run_exec_plugin
+    found = exec_stanza(merged.value, context)
+    if found is None:
         return
-    node = users[index]
-    entry = getattr(node, "value", node)
-    user = entry.get("user")
-    if not isinstance(user, dict) or "exec" not in user:
-        return
-    path = getattr(node, "path", None) or ""
-    cluster_name = (ctx.get("context") or {}).get("cluster")
-    cluster = (_named(value.get("clusters"), cluster_name) or {}).get("cluster") or {}
-    plugin = exec_plugin(str(user_name), user["exec"], os.path.dirname(path),
-                         dict(cluster) if isinstance(cluster, dict) else {})
+    index, plugin, entry, path = found
     if seconds <= 0:
         raise ClusterError(f"{plugin.label} was not run: no time left")
-    answer = run_exec_plugin(plugin, seconds)
-    kept = {k: v for k, v in user.items() if k not in ("exec", "token", "tokenFile",
-                                                       "client-certificate",
-                                                       "client-key")}
-    users[index] = ConfigNode(getattr(node, "name", ""), {**entry, "user": {**kept, **answer}},
+    users = merged.value["users"]
+    users[index] = ConfigNode(getattr(users[index], "name", ""),
+                              user_with_credentials(entry, run_exec_plugin(plugin, seconds)),
                               path)
-
-
-def _named(entries: Any, name: Any) -> dict[str, Any] | None:
-    """The entry called `name` of a kubeconfig list (contexts, clusters, users)."""
-    for entry in entries or []:
-        entry = getattr(entry, "value", entry)
-        if isinstance(entry, dict) and entry.get("name") == name:
-            return entry
-    return None
-
-
-def context_names(merged: Any) -> list[str]:
-    """The context names of a merged kubeconfig."""
-    value = merged.value if hasattr(merged, "value") else merged
-    contexts = [getattr(c, "value", c) for c in value.get("contexts") or []]
-    return sorted(str(c.get("name")) for c in contexts if isinstance(c, dict))
-
-
-def _context_name(merged: Any, context: str | None) -> str:
-    value = merged.value if hasattr(merged, "value") else merged
-    names = context_names(merged)
-    name = context or value.get("current-context")
-    if not name:
-        raise ClusterError("the kubeconfig has no current-context",
-                           f"choose one with --context ({', '.join(names) or 'none defined'})")
-    if name not in names:
-        raise ClusterError(f'context "{name}" not found in the kubeconfig',
-                           f"contexts: {', '.join(names) or 'none defined'}")
-    return name
 
 
 def _in_cluster(timeout: float, deadline: float) -> Connection:

@@ -55,6 +55,11 @@ def find_kube_proxy_pod(conn: Connection, node: str) -> str:
 def _kube_proxy_pod(conn: Connection, node: str) -> str | None:
     check_name("node", node)
     pods = conn.list_raw("pods", KUBE_PROXY_NAMESPACE, field_selector=f"spec.nodeName={node}")
+    return choose_kube_proxy_pod(pods)
+
+
+def choose_kube_proxy_pod(pods: list[dict[str, Any]]) -> str | None:
+    """Of one node's kube-system pods, the running kube-proxy one (by label, then by name)."""
     running = [p for p in pods if (p.get("status") or {}).get("phase") == "Running"]
     labelled = [p for p in running
                 if (p.get("metadata", {}).get("labels") or {}).get("k8s-app") == "kube-proxy"]
@@ -82,10 +87,24 @@ def read_rules_through_exec(conn: Connection, node: str,
         if not debug_image:
             raise _no_kube_proxy_pod(node)
         return read_rules_in_debug_pod(conn, node, debug_image)
+    return save_rules_in_pod(conn, pod, node)
+
+
+def save_rules_in_pod(conn: Connection, pod: str, node: str) -> tuple[str, str]:
+    """(iptables-save text, source description) read from kube-proxy pod `pod` on `node`."""
     stdout, stderr, status = _exec(conn, pod, list(SAVE_COMMAND))
     where = f"{KUBE_PROXY_NAMESPACE}/{pod} on node {node}"
     return _saved_rules(stdout, stderr, status, where, "is kube-proxy running in iptables "
                         "mode there?"), f"iptables-save in {where}"
+
+
+def own_connection(conn: Connection, timeout: float) -> Connection:
+    """A Connection with its own API client, for one thread: the client's `stream()` swaps
+    the ApiClient's request method while an exec runs, so threads must not share one."""
+    from kubernetes.client.api_client import ApiClient
+
+    return Connection(ApiClient(configuration=conn.api_client.configuration), conn.server,
+                      conn.context, conn.namespace, timeout, conn.deadline)
 
 
 def _saved_rules(stdout: str, stderr: str, status: dict | None, where: str,

@@ -5,8 +5,11 @@ parser keeps its own stack, so depth cannot exhaust ours) refuses:
 
 - nesting deeper than MAX_DEPTH (libyaml's composer recurses in C: 100,000 `[` crash the
   interpreter outright, and PyYAML's pure composer raises RecursionError);
-- aliases that expand to more than MAX_ALIAS_NODES nodes in one document ("billion laughs":
-  nine levels of nine aliases are a few hundred bytes and 387 million nodes once walked);
+- aliases that make up too much of a document once expanded ("billion laughs": nine levels
+  of nine aliases are a few hundred bytes and 387 million nodes once walked). The rule is
+  go-yaml's, so that svctrace reads what kubectl reads: past 100 aliased nodes and 1,000
+  nodes in all, aliases may make up 99 % of a document of up to 400,000 nodes, falling to
+  10 % at 4,000,000;
 - an alias inside the node it names (a cycle no JSON-like object can hold).
 
 Real objects nest a few dozen levels at most and `kubectl get -o yaml` writes no aliases at
@@ -18,7 +21,6 @@ from __future__ import annotations
 from typing import Any
 
 MAX_DEPTH = 200
-MAX_ALIAS_NODES = 10_000
 
 
 class YamlRefused(ValueError):
@@ -73,11 +75,13 @@ class _Counts:
         self.stack: list[list[Any]] = [[None, 0]]        # [anchor, nodes so far]
         self.sizes: dict[str, int] = {}
         self.from_aliases = 0
+        self.total = 0
 
     def node(self, anchor: str | None, size: int) -> None:
         if anchor is not None:
             self.sizes[anchor] = size
         self.stack[-1][1] += size
+        self.total += 1
 
     def open(self, anchor: str | None, mark: Any) -> None:
         if len(self.stack) > MAX_DEPTH:
@@ -93,11 +97,24 @@ class _Counts:
     def alias(self, anchor: str, mark: Any) -> None:
         if anchor not in self.sizes:
             if any(entry[0] == anchor for entry in self.stack):
-                raise YamlRefused(f"alias *{anchor} refers to a node that contains it", mark)
+                raise YamlRefused(f"alias *{anchor[:40]} refers to a node that contains it",
+                                  mark)
             return                                   # undefined: the composer says so
-        self.from_aliases += self.sizes[anchor]
-        if self.from_aliases > MAX_ALIAS_NODES:
-            raise YamlRefused(f"YAML aliases expand to more than {MAX_ALIAS_NODES:,} nodes "
-                              "(an alias bomb?)", mark)
-        self.stack[-1][1] += self.sizes[anchor]
+        size = self.sizes[anchor]
+        self.from_aliases += size
+        self.total += size
+        if self.from_aliases > 100 and self.total > 1000 and \
+                self.from_aliases / self.total > allowed_alias_ratio(self.total):
+            raise YamlRefused(f"YAML aliases expand to {self.from_aliases:,} of "
+                              f"{self.total:,} nodes so far (an alias bomb?)", mark)
+        self.stack[-1][1] += size
+
+
+def allowed_alias_ratio(nodes: int) -> float:
+    """The share of a document's nodes aliases may make up (go-yaml's allowedAliasRatio)."""
+    if nodes <= 400_000:
+        return 0.99
+    if nodes >= 4_000_000:
+        return 0.10
+    return 0.99 - 0.89 * (nodes - 400_000) / 3_600_000
 

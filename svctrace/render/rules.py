@@ -12,6 +12,7 @@ from typing import Any
 
 from svctrace.model.kubeproxy import EndpointChain, ServiceChains
 from svctrace.model.ruleset import Rule
+from svctrace.render.literal import printable
 
 SCHEMA = "svctrace/v1"
 
@@ -114,8 +115,8 @@ def service_tree(s: ServiceChains, wide: bool = False) -> Any:
     from rich.text import Text
     from rich.tree import Tree
 
-    title = Text(s.display_name, style="bold")
-    title.append(f"  {s.protocol or '?'}")
+    title = Text(printable(s.display_name), style="bold")
+    title.append(f"  {printable(s.protocol or '?')}")
     if s.port is not None:
         title.append(f" port {s.port}")
     if s.affinity_seconds is not None:
@@ -127,12 +128,13 @@ def service_tree(s: ServiceChains, wide: bool = False) -> Any:
         if name is not None:
             _chain(tree, s, role, name, wide)
     for f in s.filter:
-        node = tree.add(Text.assemble(("filter ", "dim"), (f"{f.chain} ", ""),
-                                      (f.verdict, "red" if f.verdict != "ACCEPT" else "green"),
-                                      f"  {_addr(f.address, f.port)}  ({f.reason})"))
+        node = tree.add(Text.assemble(("filter ", "dim"), (f"{printable(f.chain)} ", ""),
+                                      (printable(f.verdict),
+                                       "red" if f.verdict != "ACCEPT" else "green"),
+                                      printable(f"  {_addr(f.address, f.port)}  ({f.reason})")))
         _rule_lines(node, [f.rule], wide)
     for w in s.warnings:
-        tree.add(Text(f"warning: {w}", style="yellow"))
+        tree.add(Text(f"warning: {printable(w)}", style="yellow"))
     return tree
 
 
@@ -147,16 +149,18 @@ def _entries(tree: Any, s: ServiceChains, wide: bool) -> None:
         where = "nat KUBE-NODEPORTS" if e.kind == "nodePort" else "nat KUBE-SERVICES"
         label = _KIND_LABEL.get(e.kind, e.kind) + ("?" if e.kind_inferred else "")
         node = tree.add(Text.assemble((f"{where} ", "dim"), f"{label} ",
-                                      (_addr(e.address, e.port), "cyan"), f" → {e.target}"))
+                                      (printable(_addr(e.address, e.port)), "cyan"),
+                                      f" → {printable(e.target)}"))
         _rule_lines(node, [e.rule], wide)
 
 
 def _chain(tree: Any, s: ServiceChains, role: str, name: str, wide: bool) -> None:
     from rich.text import Text
 
-    label = Text(name, style="bold blue")
+    label = Text(printable(name), style="bold blue")
     if role == "fw" and s.source_ranges:
-        label.append(f"  allowed sources {', '.join(s.source_ranges)}; others are dropped by "
+        label.append(f"  allowed sources {printable(', '.join(s.source_ranges))}; others are "
+                     "dropped by "
                      "filter KUBE-PROXY-FIREWALL")
     node = tree.add(label)
     if wide:
@@ -164,8 +168,9 @@ def _chain(tree: Any, s: ServiceChains, role: str, name: str, wide: bool) -> Non
         _rule_lines(node, chain_rules, wide)
     for m in s.masquerade:
         if m.chain == name:
-            node.add(Text.assemble(("masquerade ", "yellow"), m.condition or "all traffic",
-                                   (f"  ({m.reason})", "dim")))
+            node.add(Text.assemble(("masquerade ", "yellow"),
+                                   printable(m.condition or "all traffic"),
+                                   (f"  ({printable(m.reason)})", "dim")))
     for e in s.endpoints:
         if e.via == role:
             _endpoint(node, e, wide)
@@ -174,8 +179,8 @@ def _chain(tree: Any, s: ServiceChains, role: str, name: str, wide: bool) -> Non
 def _endpoint(node: Any, e: EndpointChain, wide: bool) -> None:
     from rich.text import Text
 
-    label = Text.assemble((f"{_pct(e.probability):>6} ", "green"), f"{e.chain} → DNAT ",
-                          (e.address or "?", "cyan"))
+    label = Text.assemble((f"{_pct(e.probability):>6} ", "green"),
+                          f"{printable(e.chain)} → DNAT ", (printable(e.address or "?"), "cyan"))
     if e.local:
         label.append("  local", style="dim")
     if e.hairpin:
@@ -191,4 +196,5 @@ def _rule_lines(node: Any, rules: Iterable[Rule], wide: bool) -> None:
     from rich.text import Text
 
     for rule in rules:
-        node.add(Text.assemble((f"{rule.table} #{rule.number} ", "dim"), rule.text))
+        node.add(Text.assemble((f"{printable(rule.table)} #{rule.number} ", "dim"),
+                               printable(rule.text)))

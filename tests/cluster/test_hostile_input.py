@@ -106,8 +106,8 @@ def _bomb(levels: int) -> str:
 
 
 @pytest.mark.parametrize("text,words", [
-    (_bomb(9), "aliases expand to more than 10,000 nodes"),
-    (_bomb(8), "aliases expand to more than 10,000 nodes"),
+    (_bomb(9), "(an alias bomb?)"),
+    (_bomb(8), "(an alias bomb?)"),
     ("clusters: " + "[" * 100_000, "nested more than 200 levels"),
 ], ids=["bomb-9-levels", "bomb-8-levels", "deep"])
 def test_kubeconfig_yaml_bombs(tmp_path: Path, text: str, words: str) -> None:

@@ -166,8 +166,8 @@ BOUNDS = [
     ("yaml-brackets", "items: " + "[" * 100_000, "nested more than 200 levels"),
     ("yaml-block-nesting", "".join(f"{' ' * i}k:\n" for i in range(400)),
      "nested more than 200 levels"),
-    ("alias-bomb-9", _alias_bomb(9), "aliases expand to more than 10,000 nodes"),
-    ("alias-bomb-4", _alias_bomb(5), "aliases expand to more than 10,000 nodes"),
+    ("alias-bomb-9", _alias_bomb(9), "(an alias bomb?)"),
+    ("alias-bomb-5", _alias_bomb(5), "(an alias bomb?)"),
     ("alias-cycle", "kind: List\nitems: &a [*a]\n", "alias *a refers to a node that contains it"),
 ]
 
@@ -187,6 +187,19 @@ def test_a_few_aliases_are_fine() -> None:
     text = ("kind: List\nitems:\n- kind: Service\n  metadata: {name: a, labels: &l {app: a}}\n"
             "  spec: {ports: [{port: 80}], selector: *l}\n")
     assert parse_snapshot(text, "s.yaml").services[0].selector == {"app": "a"}
+
+
+def test_many_aliases_that_do_not_explode_are_fine() -> None:
+    """PyYAML itself writes anchors for objects a script shares: 300 Services with one spec
+    (aliases are most of the document, as go-yaml, hence kubectl, allows below 400,000
+    nodes)."""
+    import yaml
+    spec = {"ports": [{"port": 80, "targetPort": 8080}], "selector": {"app": "a"}}
+    services = [{"kind": "Service", "metadata": {"name": f"s{i}"}, "spec": spec}
+                for i in range(300)]
+    text = yaml.safe_dump(kube_list(services))
+    assert "*id001" in text
+    assert len(parse_snapshot(text, "shared.yaml").services) == 300
 
 
 def test_alias_bomb_through_the_cli(tmp_path: Path) -> None:
