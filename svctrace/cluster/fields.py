@@ -7,6 +7,7 @@ a file anyone can edit, and what it holds must never reach the model unchecked.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from typing import Any
 
 Obj = dict[str, Any]
@@ -24,67 +25,83 @@ def show(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def field(obj: Obj, key: str, where: str) -> tuple[Any, str]:
-    """The value of `key` (None when absent) and its location for messages."""
-    return obj.get(key), f"{where}.{key}" if where and not where.endswith(": ") else \
-        f"{where}{key}"
+def at(where: str, key: str) -> str:
+    """The location of field `key` under `where` ("Service ns/web: " + spec → "...: spec")."""
+    return f"{where}{key}" if not where or where.endswith(": ") else f"{where}.{key}"
 
+
+# Every reader takes the fast path for a well-formed value and builds the location (a string)
+# only for the error: a namespace of 2,000 pods has some 100,000 fields.
 
 def mapping(obj: Obj, key: str, where: str) -> Obj:
-    value, at = field(obj, key, where)
+    value = obj.get(key)
+    if isinstance(value, dict):
+        return value
     if value is None:
         return {}
-    if not isinstance(value, dict):
-        raise ConversionError(f"{at}: expected an object, got {show(value)}")
-    return value
+    raise ConversionError(f"{at(where, key)}: expected an object, got {show(value)}")
 
 
 def objects(obj: Obj, key: str, where: str) -> list[tuple[Obj, str]]:
     """A list of objects, each with its location (`spec.ports[2]`)."""
-    value, at = field(obj, key, where)
-    out = []
-    for index, item in enumerate(_list(value, at)):
+    value = obj.get(key)
+    if not value:
+        return [] if value is None or isinstance(value, list) else _wrong_list(value, where, key)
+    if not isinstance(value, list):
+        _wrong_list(value, where, key)
+    where = at(where, key)
+    for index, item in enumerate(value):
         if not isinstance(item, dict):
-            raise ConversionError(f"{at}[{index}]: expected an object, got {show(item)}")
-        out.append((item, f"{at}[{index}]"))
-    return out
+            raise ConversionError(f"{where}[{index}]: expected an object, got {show(item)}")
+    return [(item, f"{where}[{index}]") for index, item in enumerate(value)]
 
 
 def strings(obj: Obj, key: str, where: str) -> tuple[str, ...]:
-    value, at = field(obj, key, where)
-    return tuple(_str(item, f"{at}[{i}]") for i, item in enumerate(_list(value, at)))
+    value = obj.get(key)
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        _wrong_list(value, where, key)
+    for index, item in enumerate(value):
+        if not isinstance(item, str):
+            raise ConversionError(f"{at(where, key)}[{index}]: expected a string, got "
+                                  f"{show(item)}")
+    return tuple(value)
 
 
 def text(obj: Obj, key: str, where: str, default: str | None = None) -> str | None:
     """An optional string field; `default` when absent or empty."""
-    value, at = field(obj, key, where)
+    value = obj.get(key)
     if value is None or value == "":
         return default
-    return _str(value, at)
+    if isinstance(value, str):
+        return value
+    raise ConversionError(f"{at(where, key)}: expected a string, got {show(value)}")
 
 
 def flag(obj: Obj, key: str, where: str) -> bool | None:
     """An optional boolean field."""
-    value, at = field(obj, key, where)
+    value = obj.get(key)
     if value is None or isinstance(value, bool):
         return value
-    raise ConversionError(f"{at}: expected true or false, got {show(value)}")
+    raise ConversionError(f"{at(where, key)}: expected true or false, got {show(value)}")
 
 
 def integer(obj: Obj, key: str, where: str, low: int = -(2 ** 63),
             high: int | None = None) -> int | None:
     """An optional integer field (decimal strings accepted), within [low, high] when given."""
-    value, at = field(obj, key, where)
+    value = obj.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | str) or \
             (isinstance(value, str) and not _decimal(value)):
-        raise ConversionError(f"{at}: expected an integer, got {show(value)}")
+        raise ConversionError(f"{at(where, key)}: expected an integer, got {show(value)}")
     number = int(value)
     if high is not None and not low <= number <= high:
-        raise ConversionError(f"{at}: must be between {low} and {high}, got {number}")
+        raise ConversionError(f"{at(where, key)}: must be between {low} and {high}, got "
+                              f"{number}")
     if number < low:
-        raise ConversionError(f"{at}: must be at least {low}, got {number}")
+        raise ConversionError(f"{at(where, key)}: must be at least {low}, got {number}")
     return number
 
 
@@ -93,48 +110,54 @@ def port(obj: Obj, key: str, where: str) -> int | None:
     return integer(obj, key, where, 1, 65535)
 
 
-def ip(value: Any, at: str) -> str:
-    """An IPv4 or IPv6 address, as written."""
-    address = _str(value, at)
+def ip(value: Any, where: str) -> str:
+    """An IPv4 or IPv6 address, as written (as ipaddress.ip_address reads it: no leading
+    zeros; inet_pton first, it is twenty times faster on the usual dotted quad)."""
+    address = _str(value, where)
+    try:
+        socket.inet_pton(socket.AF_INET, address)
+        if not any(len(o) > 1 and o[0] == "0" for o in address.split(".")):
+            return address
+    except OSError:
+        pass
     try:
         ipaddress.ip_address(address)
     except ValueError:
-        raise ConversionError(f"{at}: not an IP address: {show(address)}") from None
+        raise ConversionError(f"{where}: not an IP address: {show(address)}") from None
     return address
 
 
-def cidr(value: Any, at: str) -> str:
+def cidr(value: Any, where: str) -> str:
     """A network in CIDR notation, as written (host bits allowed, as the API allows them)."""
-    network = _str(value, at)
+    network = _str(value, where)
     try:
         ipaddress.ip_network(network.strip(), strict=False)
     except ValueError:
-        raise ConversionError(f"{at}: not a CIDR: {show(network)}") from None
+        raise ConversionError(f"{where}: not a CIDR: {show(network)}") from None
     return network
 
 
 def labels(obj: Obj, key: str, where: str) -> dict[str, str]:
     """A map of strings (labels, a selector); scalar values are taken as their text."""
-    value, at = field(obj, key, where)
+    value = obj.get(key)
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise ConversionError(f"{at}: expected a map of strings, got {show(value)}")
+        raise ConversionError(f"{at(where, key)}: expected a map of strings, got "
+                              f"{show(value)}")
+    if all(type(k) is str and type(v) is str for k, v in value.items()):
+        return dict(value)
     out = {}
     for k, v in value.items():
-        if isinstance(v, dict | list) or v is None or isinstance(k, dict | list | tuple):
-            raise ConversionError(f"{at}.{k}: expected a string, got {show(v)}")
+        if isinstance(v, dict | list) or v is None:
+            raise ConversionError(f"{at(where, key)}.{k}: expected a string, got {show(v)}")
         out[str(k)] = v if isinstance(v, str) else str(v).lower() if isinstance(v, bool) \
             else str(v)
     return out
 
 
-def _list(value: Any, at: str) -> list[Any]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise ConversionError(f"{at}: expected a list, got {show(value)}")
-    return value
+def _wrong_list(value: Any, where: str, key: str) -> list[Any]:
+    raise ConversionError(f"{at(where, key)}: expected a list, got {show(value)}")
 
 
 def _str(value: Any, at: str) -> str:
