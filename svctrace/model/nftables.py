@@ -153,7 +153,7 @@ class NftChain:
     hook: str | None = None
     priority: int | None = None
     policy: str | None = None
-    device: str | None = None
+    device: str | None = field(default=None, compare=False)  # not in nft 1.0.6's JSON
     rules: tuple[NftRule, ...] = ()
     comment: str | None = field(default=None, compare=False)
     handle: int | None = field(default=None, compare=False)
@@ -170,7 +170,7 @@ class NftTable:
     name: str
     chains: dict[str, NftChain]
     sets: dict[str, NftSet]
-    flags: frozenset[str] = frozenset()
+    flags: frozenset[str] = field(default=frozenset(), compare=False)  # garbage in 1.0.6 JSON
     comment: str | None = field(default=None, compare=False)
     handle: int | None = field(default=None, compare=False)
     line: int | None = field(default=None, compare=False)
@@ -198,11 +198,14 @@ class NftRuleset:
         for table in self.tables:
             yield from table.chains.values()
 
-    def base_chains(self, hook: str | None = None) -> list[NftChain]:
-        """Base chains (at `hook` if given) in the order the kernel runs them: by priority;
-        equal priorities keep listing order."""
+    def base_chains(self, hook: str | None = None,
+                    families: tuple[str, ...] | None = None) -> list[NftChain]:
+        """Base chains (at `hook`, in tables of `families`, if given) in the order the kernel
+        runs them: by priority; equal priorities keep listing order. An IPv4 packet meets
+        the chains of families ("ip", "inet")."""
         found = [c for c in self.chains() if c.hook is not None
-                 and (hook is None or c.hook == hook)]
+                 and (hook is None or c.hook == hook)
+                 and (families is None or c.table_family in families)]
         return sorted(found, key=lambda c: c.priority or 0)
 
     def rules(self) -> Iterator[NftRule]:
