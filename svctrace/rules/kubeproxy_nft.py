@@ -12,10 +12,25 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+
+from svctrace.model.kubeproxy import (
+    CHAIN_ROLES,
+    ElementRule,
+    EndpointChain,
+    EntryRule,
+    FilterRule,
+    MasqueradeRule,
+    RuleRef,
+    ServiceChains,
+)
+from svctrace.model.nftables import NftChain, NftElement, NftRule, NftRuleset, NftTable, Statement
 
 __all__ = [
     "ChainName", "name_hash", "chain_base", "chain_name", "parse_chain_name",
+    "kube_proxy_tables", "map_services", "layout",
 ]
 
 ROLE_PREFIXES = {"service-": "svc", "local-": "svl", "external-": "ext", "firewall-": "fw",
@@ -93,3 +108,522 @@ def parse_chain_name(name: str) -> ChainName | None:
     verified = not path.endswith("...") and name_hash(path) == h
     return ChainName(ROLE_PREFIXES[prefix], h, parts[0], parts[1], parts[2], parts[3],
                      endpoint if sep else None, verified)
+
+
+# --- statements, as libnftables-json ------------------------------------------------------------
+
+def _verdict(stmt: Any) -> tuple[str, str | None] | None:
+    """("goto"|"jump", target) or ("drop"|"accept"|…, None) for a verdict statement."""
+    if not isinstance(stmt, Mapping) or len(stmt) != 1:
+        return None
+    (key, value), = stmt.items()
+    if key in ("goto", "jump") and isinstance(value, Mapping):
+        return key, str(value.get("target"))
+    if key in ("accept", "drop", "return", "continue"):
+        return key, None
+    return None
+
+
+def _sets_masquerade_mark(stmt: Statement) -> bool:
+    """`meta mark set meta mark | 0x4000` (1.36) or `jump mark-for-masquerade` (≤ 1.35)."""
+    mangle = stmt.get("mangle")
+    if isinstance(mangle, Mapping):
+        value = mangle.get("value")
+        return mangle.get("key") == _MARK and isinstance(value, Mapping) and "|" in value
+    return _verdict(stmt) == ("jump", "mark-for-masquerade")
+
+
+_MARK = {"meta": {"key": "mark"}}
+
+
+def _fib_saddr_local(stmt: Statement) -> bool:
+    match = stmt.get("match")
+    if not isinstance(match, Mapping):
+        return False
+    left = match.get("left")
+    return (isinstance(left, Mapping) and "fib" in left and match.get("right") == "local"
+            and "saddr" in (left["fib"].get("flags") or ()))
+
+
+def _concat(value: Any) -> list[Any]:
+    if isinstance(value, Mapping) and "concat" in value:
+        return list(value["concat"])
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _endpoint(address: Any, port: Any) -> str:
+    return f"[{address}]:{port}" if ":" in str(address) else f"{address}:{port}"
+
+
+def _address(value: Any) -> str | None:
+    """A plain address or prefix as iptables shows a range ("198.18.0.0/15")."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping) and "prefix" in value:
+        return f"{value['prefix']['addr']}/{value['prefix']['len']}"
+    if isinstance(value, Mapping) and "range" in value:
+        return f"{value['range'][0]}-{value['range'][1]}"
+    return None
+
+
+def _numgen_shares(key: Any, items: Any) -> list[tuple[Any, float]] | None:
+    """(data, share) for each entry of a `numgen … mod N` map, in map order: the share is the
+    number of the N drawn values that select the entry, over N (a value with no entry: no
+    match). None if the key is not numgen or the map is not an anonymous set of pairs."""
+    numgen = key.get("numgen") if isinstance(key, Mapping) else None
+    if not isinstance(numgen, Mapping) or not isinstance(items, Mapping) or "set" not in items:
+        return None
+    mod, offset = int(numgen.get("mod", 0)), int(numgen.get("offset", 0) or 0)
+    drawn = range(offset, offset + mod)
+    out: list[tuple[Any, float]] = []
+    for pair in items["set"]:
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            return None
+        index, data = pair
+        hits = sum(1 for v in drawn if _holds(index, v))
+        out.append((data, hits / mod if mod else 0.0))
+    return out
+
+
+def _holds(key: Any, value: int) -> bool:
+    if isinstance(key, int):
+        return key == value
+    if isinstance(key, Mapping) and "range" in key:
+        low, high = key["range"]
+        return int(low) <= value <= int(high)
+    return False
+
+
+def _element_text(element: NftElement, family: str) -> str:
+    """A map element as nft lists it: `key [comment "…"] : verdict`."""
+    from svctrace.rules.nft_format import format_expr, format_statement, quote
+
+    text = " . ".join(format_expr(part) for part in _concat(element.key))
+    if element.comment is not None:
+        text += f" comment {quote(element.comment)}"
+    if element.value is not None:
+        shown = format_statement(element.value, family) if _verdict(element.value) \
+            else format_expr(element.value)
+        text += f" : {shown}"
+    return text
+
+
+# --- mapping maps and chains → service ports ----------------------------------------------------
+
+KUBE_PROXY_TABLE = "kube-proxy"
+_FAMILY_NUMBER = {"ip": 4, "ip6": 6}
+_NO_ENDPOINT_REASON = {"goto reject-chain": ("REJECT", "no endpoints"),
+                       "drop": ("DROP", "no local endpoints")}
+
+
+def kube_proxy_tables(ruleset: NftRuleset) -> list[NftTable]:
+    """kube-proxy's own tables (`ip kube-proxy`, `ip6 kube-proxy`), in listing order."""
+    return [t for t in ruleset.tables if t.name == KUBE_PROXY_TABLE and
+            t.family in _FAMILY_NUMBER]
+
+
+def layout(table: NftTable) -> str:
+    """Which kube-proxy rule layout a table has, from its markers (§2.0): "1.36",
+    "1.34-1.35" or "1.30-1.33"."""
+    if "hairpin-connections" in table.sets:
+        return "1.36"
+    return "1.34-1.35" if "filter-prerouting-pre-dnat" in table.chains else "1.30-1.33"
+
+
+class _Builder:
+    """Mutable accumulator for one service port of one table; frozen at the end."""
+
+    def __init__(self, family: int, h: str) -> None:
+        self.family, self.hash = family, h
+        self.protocol: str | None = None
+        self.port: int | None = None
+        self.spn: str | None = None               # from a verified chain name
+        self.comment_spn: str | None = None       # from a no-endpoint-* element's comment
+        self.node_port: int | None = None
+        self.chains: dict[str, str | None] = dict.fromkeys(CHAIN_ROLES)
+        self.addresses: dict[str, list[str]] = {"clusterIP": [], "externalIP": [],
+                                                "loadBalancerIP": []}
+        self.entries: list[EntryRule] = []
+        self.endpoints: list[EndpointChain] = []
+        self.affinity: int | None = None
+        self.source_ranges: list[str] = []
+        self.masquerade: list[MasqueradeRule] = []
+        self.filter: list[FilterRule] = []
+        self.firewall: list[tuple[str, int, ElementRule]] = []   # firewall-ips: (LB IP, port)
+        self.chain_objects: list[NftChain] = []
+        self.elements: list[RuleRef] = []
+        self.warnings: list[str] = []
+
+    def note(self, proto: Any, port: Any = None) -> None:
+        self.protocol = self.protocol or (str(proto) if proto is not None else None)
+        if port is not None and self.port is None:
+            self.port = int(port)
+
+    def freeze(self, names: Mapping[str, str] | None) -> ServiceChains:
+        spn = self.spn or (names or {}).get(self.hash) or self.comment_spn
+        namespace = name = port_name = None
+        if spn is not None:
+            namespace, _, rest = spn.partition("/")
+            name, _, port_name = rest.partition(":")
+        return ServiceChains(
+            hash=self.hash, protocol=self.protocol or "", namespace=namespace, name=name,
+            port_name=port_name, port=self.port,
+            cluster_ips=_unique(self.addresses["clusterIP"]),
+            external_ips=_unique(self.addresses["externalIP"]),
+            load_balancer_ips=_unique(self.addresses["loadBalancerIP"]),
+            node_port=self.node_port, chains=self.chains, endpoints=tuple(self.endpoints),
+            affinity_seconds=self.affinity, source_ranges=tuple(self.source_ranges),
+            masquerade=tuple(self.masquerade), filter=tuple(self.filter),
+            entries=tuple(self.entries), warnings=tuple(self.warnings), mode="nftables",
+            family=self.family, chain_list=tuple({id(c): c for c in self.chain_objects}.values()),
+            rule_list=tuple(self.elements))
+
+
+def _unique(values: list[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(values))
+
+
+def _condition(rule: NftRule, upto: int) -> str:
+    """The matches before statement `upto`, as nft prints them (the same for every form)."""
+    from svctrace.rules.nft_format import format_rule
+
+    return format_rule(tuple(rule.statements[:upto]), rule.family)
+
+
+class _TableMapper:
+    """Reads one kube-proxy table: its dispatch maps first, then each service port's chains."""
+
+    def __init__(self, table: NftTable, source: str, builders: dict[tuple[int, str], _Builder]):
+        self.table, self.source, self.builders = table, source, builders
+        self.family = _FAMILY_NUMBER[table.family]
+        self.mine: list[_Builder] = []
+        self.by_address: dict[tuple[Any, ...], _Builder] = {}
+        self.by_node_port: dict[tuple[Any, ...], _Builder] = {}
+        self.cluster_ips = {str(e.key) for e in self.elements("cluster-ips")}
+        self.firewall_keys = {tuple(_concat(e.key)) for e in self.elements("firewall-ips")}
+        self.hairpin = {tuple(_concat(e.key)) for e in self.elements("hairpin-connections")}
+
+    def elements(self, name: str) -> tuple[NftElement, ...]:
+        found = self.table.set(name)
+        return found.elements if found is not None else ()
+
+    def run(self) -> None:
+        for name in self.table.chains:
+            parsed = parse_chain_name(name)
+            if parsed is not None and parsed.role in CHAIN_ROLES:
+                self.builder_for_chain(name, parsed)
+        self.read_dispatch("service-ips", self.read_service_ip)
+        self.read_dispatch("service-nodeports", self.read_node_port)
+        self.read_dispatch("firewall-ips", self.read_firewall_ip)
+        self.read_dispatch("no-endpoint-services", self.read_no_endpoint)
+        self.read_dispatch("no-endpoint-nodeports", self.read_no_endpoint)
+        for b in self.mine:
+            _ChainReader(self, b).run()
+        self.read_cluster_ip_mark()
+
+    def builder(self, h: str) -> _Builder:
+        key = (self.family, h)
+        b = self.builders.get(key)
+        if b is None:
+            b = self.builders[key] = _Builder(self.family, h)
+            self.mine.append(b)
+        return b
+
+    def builder_for_chain(self, name: str, parsed: ChainName) -> _Builder:
+        b = self.builder(parsed.hash)
+        b.chains[parsed.role] = b.chains[parsed.role] or name
+        b.note(parsed.protocol)
+        if b.spn is None:
+            b.spn = parsed.spn
+            if not parsed.verified:
+                b.warnings.append(f"chain {name}: its hash is not that of its name; "
+                                  "the name may not be kube-proxy's")
+        return b
+
+    def read_dispatch(self, map_name: str, read: Any) -> None:
+        found = self.table.set(map_name)
+        if found is None:
+            return
+        for number, element in enumerate(found.elements, 1):
+            rule = ElementRule(self.table.name, map_name, number, found.line,
+                               _element_text(element, self.table.family), self.source)
+            read(map_name, element, rule)
+
+    def target_builder(self, element: NftElement, rule: ElementRule,
+                       size: int) -> tuple[_Builder, str, str, list[Any]] | None:
+        """The service port whose chain a dispatch element (key of `size` parts) names."""
+        verdict = _verdict(element.value)
+        target = verdict[1] if verdict is not None else None
+        parsed = parse_chain_name(target) if target is not None else None
+        parts = _concat(element.key)
+        if target is None or parsed is None or parsed.role not in CHAIN_ROLES or \
+                len(parts) != size:
+            return None
+        b = self.builder_for_chain(target, parsed)
+        b.elements.append(rule)
+        if target not in self.table.chains:
+            b.warnings.append(f"{rule.location}: points to a missing chain {target}")
+        return b, target, parsed.role, parts
+
+    def read_service_ip(self, _: str, element: NftElement, rule: ElementRule) -> None:
+        found = self.target_builder(element, rule, 3)
+        if found is None:
+            return
+        b, target, role, parts = found
+        address, proto, port = str(parts[0]), parts[1], int(parts[2])
+        b.note(proto, port)
+        inferred = False
+        if role in ("svc", "svl"):
+            kind = "clusterIP"
+        elif tuple(parts) in self.firewall_keys:
+            kind = "loadBalancerIP"
+        else:            # externalIP and LB IP without source ranges look the same here
+            kind, inferred = "externalIP", True
+        b.addresses[kind].append(address)
+        self.by_address[(address, proto, port)] = b
+        b.entries.append(EntryRule(kind, address, port, target, rule, inferred))
+
+    def read_node_port(self, _: str, element: NftElement, rule: ElementRule) -> None:
+        found = self.target_builder(element, rule, 2)
+        if found is None:
+            return
+        b, target, _role, parts = found
+        b.note(parts[0])
+        b.node_port = int(parts[1])
+        self.by_node_port[(parts[0], b.node_port)] = b
+        b.entries.append(EntryRule("nodePort", None, b.node_port, target, rule))
+
+    def read_firewall_ip(self, _: str, element: NftElement, rule: ElementRule) -> None:
+        found = self.target_builder(element, rule, 3)
+        if found is None:
+            return
+        b, parts = found[0], found[3]
+        b.note(parts[1])
+        b.addresses["loadBalancerIP"].append(str(parts[0]))
+        b.firewall.append((str(parts[0]), int(parts[2]), rule))
+
+    def read_no_endpoint(self, map_name: str, element: NftElement, rule: ElementRule) -> None:
+        parts = _concat(element.key)
+        if len(parts) not in (2, 3):
+            return
+        address = str(parts[0]) if len(parts) == 3 else None
+        proto, port = parts[-2], int(parts[-1])
+        b = self.by_address.get((address, proto, port)) if address is not None else \
+            self.by_node_port.get((proto, port))
+        if b is None:
+            b = self.no_endpoint_builder(element, rule, str(proto))
+        b.elements.append(rule)
+        b.note(proto)
+        shown = rule.text.rsplit(" : ", 1)[-1]
+        verdict, reason = _NO_ENDPOINT_REASON.get(shown, (shown.split(" ")[0].upper(), "other"))
+        b.filter.append(FilterRule(map_name, verdict, reason, address, port, rule))
+        if address is None:
+            b.node_port = b.node_port if b.node_port is not None else port
+        elif address in self.cluster_ips:
+            b.addresses["clusterIP"].append(address)
+            b.note(proto, port)
+        elif tuple(parts) in self.firewall_keys:
+            b.addresses["loadBalancerIP"].append(address)
+        else:
+            b.addresses["externalIP"].append(address)
+
+    def no_endpoint_builder(self, element: NftElement, rule: ElementRule,
+                            proto: str) -> _Builder:
+        """A port with no chains: kube-proxy's hash of the element's comment, if it has one
+        (the comment is its service port name), else a builder of its own."""
+        spn = element.comment
+        if spn is not None and "/" in spn and " " not in spn:
+            b = self.builder(name_hash(_path(spn, proto)))
+            b.comment_spn = b.comment_spn or spn
+            return b
+        b = self.builder(f"element {rule.chain} {rule.number}")
+        b.hash = ""
+        return b
+
+    def read_cluster_ip_mark(self) -> None:
+        """1.36: one rule in `services` marks all ClusterIP traffic from outside the cluster."""
+        chain = self.table.chains.get("services")
+        if chain is None:
+            return
+        for index, rule in enumerate(chain.rules):
+            stmts = rule.statements
+            k = next((i for i, s in enumerate(stmts) if _sets_masquerade_mark(s)), None)
+            if k is None or not any(_matches_set(s, "@cluster-ips") for s in stmts[:k]):
+                continue
+            condition = _condition(rule, k)
+            for b in self.mine:
+                if any(e.kind == "clusterIP" for e in b.entries):
+                    b.masquerade.append(MasqueradeRule(chain.name, condition, "cluster IP",
+                                                       ref=(chain, index)))
+
+
+def _matches_set(stmt: Statement, name: str) -> bool:
+    match = stmt.get("match")
+    return isinstance(match, Mapping) and match.get("right") == name
+
+
+class _ChainReader:
+    """One service port's own chains: firewall-, external-, service-, local- and endpoint-."""
+
+    def __init__(self, table: _TableMapper, b: _Builder) -> None:
+        self.t, self.b = table, b
+
+    def run(self) -> None:
+        b = self.b
+        for role in ("fw", "ext", "svc", "svl"):
+            name = b.chains[role]
+            chain = self.t.table.chains.get(name) if name is not None else None
+            if chain is None:
+                continue
+            b.chain_objects.append(chain)
+            if role == "fw":
+                self.read_firewall(chain)
+            elif role == "ext":
+                self.read_external(chain)
+            else:
+                self.read_policy(chain, role)
+        if self.t.hairpin:       # 1.36: the set holds exactly this node's endpoints in use
+            b.endpoints = [self.with_hairpin(e) for e in b.endpoints]
+
+    def read_firewall(self, chain: NftChain) -> None:
+        """`ip saddr != { ranges } drop`: the allowed sources; the rest are dropped here."""
+        drops = []
+        for rule in chain.rules:
+            stmts = rule.statements
+            if not stmts or _verdict(stmts[-1]) != ("drop", None):
+                continue
+            drops.append(rule)
+            for stmt in stmts[:-1]:
+                match = stmt.get("match")
+                if isinstance(match, Mapping) and match.get("op") == "!=" and \
+                        match.get("left", {}).get("payload", {}).get("field") == "saddr":
+                    right = match.get("right")
+                    items = right["set"] if isinstance(right, Mapping) and "set" in right \
+                        else [right]
+                    self.b.source_ranges += [a for a in map(_address, items) if a is not None]
+        for address, port, _element in self.b.firewall:
+            for rule in drops:
+                self.b.filter.append(FilterRule(chain.name, "DROP", "firewall", address, port,
+                                                rule))
+
+    def read_external(self, chain: NftChain) -> None:
+        for index, rule in enumerate(chain.rules):
+            stmts = rule.statements
+            k = next((i for i, s in enumerate(stmts) if _sets_masquerade_mark(s)), None)
+            if k is not None:
+                reason = "local source" if any(_fib_saddr_local(s) for s in stmts[:k]) \
+                    else "external"
+                self.b.masquerade.append(MasqueradeRule(chain.name, _condition(rule, k), reason,
+                                                        ref=(chain, index)))
+
+    def read_policy(self, chain: NftChain, role: str) -> None:
+        """service- / local-: masquerade mark (≤ 1.35), affinity, and the numgen pick."""
+        for index, rule in enumerate(chain.rules):
+            stmts = rule.statements
+            k = next((i for i, s in enumerate(stmts) if _sets_masquerade_mark(s)), None)
+            if k is not None:
+                self.b.masquerade.append(MasqueradeRule(chain.name, _condition(rule, k),
+                                                        "cluster IP", ref=(chain, index)))
+            elif not self.read_pick(chain, role, index, stmts[-1] if stmts else {}):
+                self.b.warnings.append(f"{rule.location}: rule of {chain.name} not understood "
+                                       f"as kube-proxy's: {rule.text}")
+
+    def read_pick(self, chain: NftChain, role: str, index: int, last: Statement) -> bool:
+        """The rule's last statement: a numgen vmap of endpoint chains, a DNAT through a
+        numgen map or straight to one endpoint, or an affinity `goto endpoint-…`."""
+        vmap, dnat, verdict = last.get("vmap"), last.get("dnat"), _verdict(last)
+        if isinstance(vmap, Mapping):
+            shares = _numgen_shares(vmap.get("key"), vmap.get("data"))
+            for data, share in shares or ():
+                target = _verdict(data)
+                if target is not None and target[1] is not None:
+                    self.add_endpoint_chain(chain, role, index, target[1], share)
+            return shares is not None
+        if isinstance(dnat, Mapping):
+            addr = dnat.get("addr")
+            if isinstance(addr, Mapping) and "map" in addr:
+                shares = _numgen_shares(addr["map"].get("key"), addr["map"].get("data"))
+                for data, share in shares or ():
+                    parts = _concat(data)
+                    address = _endpoint(*parts) if len(parts) == 2 else None
+                    self.add(EndpointChain(address, share, chain.name, role == "svl", role,
+                                           jump=(chain, index)))
+                return shares is not None
+            if isinstance(addr, str):
+                address = _endpoint(addr, dnat["port"]) if "port" in dnat else addr
+                self.add(EndpointChain(address, 1.0, chain.name, role == "svl", role,
+                                       jump=(chain, index)))
+                return True
+        if verdict is not None and str(verdict[1]).startswith("endpoint-"):
+            return True              # `ip saddr @affinity-X goto endpoint-X`: read via the pick
+        return False
+
+    def add(self, endpoint: EndpointChain) -> None:
+        """Share of an endpoint listed twice (two numgen indices) is summed."""
+        for i, known in enumerate(self.b.endpoints):
+            if (known.address, known.via) == (endpoint.address, endpoint.via) and \
+                    known.chain == endpoint.chain:
+                self.b.endpoints[i] = _replace(known, probability=known.probability +
+                                               endpoint.probability)
+                return
+        self.b.endpoints.append(endpoint)
+
+    def add_endpoint_chain(self, chain: NftChain, role: str, index: int, target: str,
+                           share: float) -> None:
+        sep = self.t.table.chains.get(target)
+        if sep is None:
+            self.b.warnings.append(f"{chain.rules[index].location}: jump to missing chain "
+                                   f"{target}")
+            self.add(EndpointChain(None, share, target, role == "svl", role, jump=(chain, index)))
+            return
+        self.b.chain_objects.append(sep)
+        address, hairpin, affinity = self.read_endpoint_chain(sep)
+        self.add(EndpointChain(address, share, target, role == "svl", role, hairpin, affinity,
+                               sep, (chain, index)))
+
+    def read_endpoint_chain(self, chain: NftChain) -> tuple[str | None, bool, bool]:
+        """(DNAT address, hairpin masquerade (≤ 1.35), affinity `update`) of an endpoint-…"""
+        address, hairpin, affinity = None, False, False
+        for rule in chain.rules:
+            for stmt in rule.statements:
+                if _sets_masquerade_mark(stmt):
+                    hairpin = True
+                update = stmt.get("set")
+                if isinstance(update, Mapping) and update.get("op") in ("update", "add"):
+                    affinity = True
+                    found = self.t.table.set(str(update.get("set", "")))
+                    if found is not None and found.timeout is not None:
+                        self.b.affinity = found.timeout
+                dnat = stmt.get("dnat")
+                if isinstance(dnat, Mapping) and isinstance(dnat.get("addr"), str):
+                    address = _endpoint(dnat["addr"], dnat["port"]) if "port" in dnat \
+                        else dnat["addr"]
+        return address, hairpin, affinity
+
+    def with_hairpin(self, e: EndpointChain) -> EndpointChain:
+        if e.address is None:
+            return e
+        host, _, port = e.address.rpartition(":")
+        host = host.strip("[]")
+        key = (host, host, self.b.protocol, int(port))
+        return _replace(e, hairpin=True, local=True) if key in self.t.hairpin else e
+
+
+def _replace(e: EndpointChain, **changes: Any) -> EndpointChain:
+    from dataclasses import replace
+
+    return replace(e, **changes)
+
+
+def map_services(ruleset: NftRuleset, names: Mapping[str, str] | None = None) -> \
+        list[ServiceChains]:
+    """Every service port kube-proxy programmed in the nft `ruleset` (both families), sorted by
+    namespace/name/port, then family. `names` (nft chain hash → service port name) names ports
+    that nothing else names."""
+    from svctrace.rules.kubeproxy import sort_key
+
+    builders: dict[tuple[int, str], _Builder] = {}
+    for table in kube_proxy_tables(ruleset):
+        _TableMapper(table, ruleset.source, builders).run()
+    frozen = [b.freeze(names) for b in builders.values()]
+    return sorted(frozen, key=lambda s: (sort_key(s), s.family))

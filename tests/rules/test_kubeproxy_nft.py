@@ -6,12 +6,15 @@ names, ports), or kube-proxy's own recipe applied to the API objects.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 
+from svctrace.model.kubeproxy import ServiceChains
 from svctrace.rules import kubeproxy_nft as kn
+from svctrace.rules.nft_json import parse_nft_json
 
 FIX = Path(__file__).parent.parent / "fixtures"
 NFT_TEXT_DUMPS = sorted(FIX.glob("*/node2.nft.txt"))
@@ -98,3 +101,113 @@ def test_fixed_and_foreign_names_are_not_service_chains(name: str) -> None:
 def test_tampered_hash_is_not_verified() -> None:
     parsed = kn.parse_chain_name("service-WAPHUU2K-svctrace-demo/web/tcp/http")
     assert parsed is not None and not parsed.verified
+
+
+# --- every service port of the real captures, against the API objects ---------------------------
+
+NODE = "node2"                       # the capture's nftables node
+DEMO, PUB = FIX / "rig-v1.36", FIX / "rig-v1.36-scenarios"
+API = {DEMO: [DEMO / "api" / "all.json", DEMO / "api" / "default-kubernetes.json"],
+       PUB: [DEMO / "api" / "all.json", DEMO / "api" / "default-kubernetes.json",
+             PUB / "api" / "all.json"]}
+_MAPPED: dict[Path, list[ServiceChains]] = {}
+
+
+def mapped(path: Path) -> list[ServiceChains]:
+    if path not in _MAPPED:
+        _MAPPED[path] = kn.map_services(parse_nft_json(path.read_text(), str(path)))
+    return _MAPPED[path]
+
+
+def _api_items(rig: Path) -> list[dict]:
+    return [i for f in API[rig] for i in json.loads(f.read_text())["items"]]
+
+
+def _categorize(endpoints: list[dict], local_only: bool) -> list[dict]:
+    """kube-proxy's CategorizeEndpoints (§0.1): ready ones, else serving+terminating ones."""
+    pool = [e for e in endpoints if not local_only or e.get("nodeName") == NODE]
+    cond = [e.get("conditions", {}) for e in pool]
+    ready = [e for e, c in zip(pool, cond, strict=True) if c.get("ready", True)]
+    return ready or [e for e, c in zip(pool, cond, strict=True)
+                     if c.get("serving", True) and c.get("terminating", False)]
+
+
+def expected_ports(rig: Path) -> dict[str, dict]:
+    """What kube-proxy must have programmed on node2 for every service port, from the API."""
+    items = _api_items(rig)
+    out: dict[str, dict] = {}
+    for svc in (i for i in items if i["kind"] == "Service"):
+        meta, spec = svc["metadata"], svc["spec"]
+        if spec.get("type") == "ExternalName" or spec.get("clusterIP") in (None, "None"):
+            continue
+        lb_ips = [i["ip"] for i in svc.get("status", {}).get("loadBalancer", {}).get(
+            "ingress", []) if i.get("ip") and i.get("ipMode") != "Proxy"]
+        slices = [s for s in items if s["kind"] == "EndpointSlice" and
+                  s["metadata"]["namespace"] == meta["namespace"] and
+                  s["metadata"]["labels"].get("kubernetes.io/service-name") == meta["name"]]
+        for port in spec["ports"]:
+            name = port.get("name") or ""
+            spn = f"{meta['namespace']}/{meta['name']}" + (f":{name}" if name else "")
+            eps = [(e, p["port"]) for s in slices for p in s.get("ports") or []
+                   if (p.get("name") or "") == name and p["protocol"] == port["protocol"]
+                   for e in s["endpoints"]]
+            external = bool(port.get("nodePort") or lb_ips or spec.get("externalIPs"))
+            etp_local = external and spec.get("externalTrafficPolicy") == "Local"
+            itp_local = spec.get("internalTrafficPolicy") == "Local"
+
+            def addresses(local: bool, eps: list = eps) -> list[str]:
+                by_ep = {id(e): p for e, p in eps}
+                chosen = _categorize([e for e, _ in eps], local)
+                return sorted(f"{e['addresses'][0]}:{by_ep[id(e)]}" for e in chosen)
+
+            cluster = addresses(False) if not itp_local or external else []
+            local = addresses(True) if itp_local or etp_local else []
+            out[spn] = {
+                "protocol": port["protocol"].lower(), "port": port["port"],
+                "clusterIPs": [spec["clusterIP"]], "nodePort": port.get("nodePort"),
+                "externalIPs": spec.get("externalIPs", []), "loadBalancerIPs": lb_ips,
+                "sourceRanges": spec.get("loadBalancerSourceRanges", []),
+                "svc": cluster, "svl": local, "any": bool(addresses(False)),
+                "affinity": (spec.get("sessionAffinityConfig", {}).get("clientIP", {}).get(
+                    "timeoutSeconds", 10800) if spec.get("sessionAffinity") == "ClientIP"
+                    else None),
+            }
+    return out
+
+
+RIGS = [(DEMO / "node2.nft.json", DEMO), (PUB / "node2.nft.json", PUB)]
+PORT_CASES = [(dump, rig, spn) for dump, rig in RIGS for spn in sorted(expected_ports(rig))]
+
+
+@pytest.mark.parametrize("dump,rig", RIGS, ids=["rig-v1.36", "rig-v1.36-scenarios"])
+def test_exactly_the_api_service_ports_are_found(dump: Path, rig: Path) -> None:
+    found = mapped(dump)
+    assert sorted(s.spn for s in found) == sorted(expected_ports(rig))
+    assert all(not s.warnings for s in found), [s.warnings for s in found if s.warnings]
+    assert {s.mode for s in found} == {"nftables"} and {s.family for s in found} == {4}
+
+
+@pytest.mark.parametrize("dump,rig,spn", PORT_CASES,
+                         ids=[f"{r.name}:{spn}" for _, r, spn in PORT_CASES])
+def test_service_port_matches_the_api(dump: Path, rig: Path, spn: str) -> None:
+    want = expected_ports(rig)[spn]
+    got = next(s for s in mapped(dump) if s.spn == spn)
+    assert (got.protocol, got.port, list(got.cluster_ips)) == \
+        (want["protocol"], want["port"], want["clusterIPs"])
+    assert got.node_port == want["nodePort"]
+    assert list(got.load_balancer_ips) == want["loadBalancerIPs"]
+    assert list(got.external_ips) == want["externalIPs"]
+    assert list(got.source_ranges) == want["sourceRanges"]
+    assert got.affinity_seconds == want["affinity"]
+    for via in ("svc", "svl"):
+        eps = [e for e in got.endpoints if e.via == via]
+        assert [e.address for e in eps] == want[via], via
+        assert all(abs(e.probability - 1 / len(eps)) < 1e-12 for e in eps)
+        assert bool(eps) == (got.chains[via] is not None)
+    if want["any"]:
+        assert not any(f.reason == "no endpoints" for f in got.filter)
+    else:
+        assert [(f.verdict, f.reason, f.address) for f in got.filter
+                if f.chain == "no-endpoint-services"] == \
+            [("REJECT", "no endpoints", want["clusterIPs"][0])]
+        assert not got.endpoints and not any(got.chains.values())
