@@ -38,8 +38,8 @@ import threading
 
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
-from scapy.layers.sctp import SCTP, SCTPChunkInit
 from scapy.layers.l2 import Ether
+from scapy.layers.sctp import SCTP, SCTPChunkInit
 
 ETH_P_ALL = 0x0003
 IPPROTO = {"tcp": 6, "udp": 17, "sctp": 132}
