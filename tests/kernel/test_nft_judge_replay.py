@@ -10,6 +10,10 @@ sessionAffinity (ClientIP) cases: a fresh source sticks to one backend picked at
 recorded pick is not reproducible. svctrace's fresh-client trace must list every backend of the
 Service (the kernel's pick is among them) and its existing-client trace (--affinity-hit with the
 picked endpoint) must give exactly the pick.
+
+The recording is also replayed on our own kernel: node2's text capture loaded with `nft -f`
+into the nft rig (which holds node2's address) reproduces every recorded outcome set and
+masquerade — a check that the rig judges nftables rules the way a real node does.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ import json
 import math
 
 import pytest
-from nft_rig import NODE2_IP, load_nft_capture
-from rig import KERNEL_CASES
+from judge import describe
+from nft_rig import CAPTURE, NODE2_IP, POOL, load_nft_capture, nft_missing, nft_probe
+from rig import KERNEL_CASES, Probe, probes_for
 from test_scenarios_replay import case_id
 
 from svctrace.model.packet import make_packet
@@ -95,3 +100,31 @@ def test_existing_affinity_client_gets_its_pick(form, idx):
     outcomes, total, _ = predicted(form, idx, pick)
     assert set(outcomes) == {pick}
     assert math.isclose(total, 1.0, abs_tol=1e-9)
+
+
+@pytest.fixture(scope="module")
+def capture_text():
+    why = nft_missing()
+    if why:
+        pytest.fail(why, pytrace=False)
+    yield CAPTURE["nft-text"].read_text()
+    POOL.close()
+
+
+@pytest.mark.parametrize("idx", range(len(CASES)), ids=IDS)
+def test_our_kernel_reproduces_the_recording(capture_text, idx):
+    c = CASES[idx]
+    want = expected(c)
+    affinity = c["service"] in AFFINITY
+    n = 12 if affinity else max(min(c["probes"], 40), probes_for(len(want)))
+    probe = Probe(c["source"], c["destination"], c["destPort"], c["protocol"],
+                  local=c["from"] == "local")
+    k = nft_probe(capture_text, probe, n)
+    msg = f"recorded: {c['observed']} masquerade={c['masquerade']}\n" + describe(k)
+    if affinity:
+        assert len(k.outcomes) == 1 and k.outcomes <= AFFINITY[c["service"]], msg
+        assert set(k.masquerade.values()) == {c["masquerade"]}, msg
+        return
+    assert k.outcomes == set(want), msg
+    for key, masq in k.masquerade.items():
+        assert masq == want[key] or key in ("DROP", "REJECT"), msg
