@@ -1,7 +1,8 @@
 """ServiceChains → plain data (JSON/YAML) or a rich tree (text, wide). Never prints.
 
-rich is imported only by the tree builders: `svctrace rules -o json` on a 10,000-Service node
-should not pay for it.
+The same for both kube-proxy modes (the model is mode-neutral); only labels say where a rule
+lives (iptables chain, nft map or chain). rich is imported only by the tree builders:
+`svctrace rules -o json` on a 10,000-Service node should not pay for it.
 """
 
 from __future__ import annotations
@@ -10,22 +11,30 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from svctrace.model.kubeproxy import EndpointChain, ServiceChains
-from svctrace.model.ruleset import Rule
+from svctrace.model.kubeproxy import ElementRule, EndpointChain, RuleRef, ServiceChains
 
 SCHEMA = "svctrace/v1"
+FORMAT_NAMES = {"iptables-save": "iptables-save output", "nft-text": "`nft list ruleset` text",
+                "nft-json": "`nft -j list ruleset` JSON", "nft-f": "`nft -f` input"}
+
+
+def header(source: str, mode: str, form: str) -> str:
+    """The line naming what was read: `rules.txt: kube-proxy nftables mode, `nft …` text`."""
+    return f"{source}: kube-proxy {mode} mode, {FORMAT_NAMES.get(form, form)}"
 
 
 # --- plain data --------------------------------------------------------------------------------
 
-def services_data(services: Iterable[ServiceChains], source: str | None = None) -> dict[str, Any]:
-    """The `-o json` / `-o yaml` document: {"schema", "source", "services": [...]}.
+def services_data(services: Iterable[ServiceChains], source: str | None = None,
+                  mode: str | None = None, form: str | None = None) -> dict[str, Any]:
+    """The `-o json` / `-o yaml` document: {"schema", "source", "mode", "format", "services"}.
 
     Services keep the order given (map_services sorts them by namespace/name/port).
     """
     data: dict[str, Any] = {"schema": SCHEMA, "services": [service_data(s) for s in services]}
-    if source is not None:
-        data["source"] = source
+    for key, value in (("source", source), ("mode", mode), ("format", form)):
+        if value is not None:
+            data[key] = value
     return data
 
 
@@ -38,6 +47,7 @@ def service_data(s: ServiceChains) -> dict[str, Any]:
         "clusterIPs": list(s.cluster_ips),
         "endpoints": [endpoint_data(e) for e in s.endpoints],
         "externalIPs": list(s.external_ips),
+        "family": f"IPv{s.family}",
         "filter": [{"address": f.address, "chain": f.chain, "port": f.port,
                     "reason": f.reason, "verdict": f.verdict} for f in s.filter],
         "hash": s.hash,
@@ -100,14 +110,16 @@ def _addr(ip: str | None, port: int | None) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
-def services_tree(services: list[ServiceChains], wide: bool = False) -> Any:
-    """A rich renderable: one tree per service port."""
+def services_tree(services: list[ServiceChains], wide: bool = False,
+                  title: str | None = None) -> Any:
+    """A rich renderable: the `title` line (see `header`), then one tree per service port."""
     from rich.console import Group
+    from rich.text import Text
 
+    top = [Text(title, style="dim")] if title is not None else []
     if not services:
-        from rich.text import Text
-        return Text("no kube-proxy service chains found")
-    return Group(*(service_tree(s, wide) for s in services))
+        return Group(*top, Text("no kube-proxy service chains found"))
+    return Group(*top, *(service_tree(s, wide) for s in services))
 
 
 def service_tree(s: ServiceChains, wide: bool = False) -> Any:
@@ -126,8 +138,16 @@ def service_tree(s: ServiceChains, wide: bool = False) -> Any:
         name = s.chains.get(role)
         if name is not None:
             _chain(tree, s, role, name, wide)
+    own = set(s.chains.values())
+    for m in s.masquerade:
+        if m.chain not in own:       # nft 1.36: one rule in `services` for every ClusterIP
+            node = tree.add(Text.assemble(("masquerade ", "yellow"), m.condition or "all traffic",
+                                          (f"  ({m.reason}, chain {m.chain})", "dim")))
+            _rule_lines(node, [m.rule], wide)
     for f in s.filter:
-        node = tree.add(Text.assemble(("filter ", "dim"), (f"{f.chain} ", ""),
+        where = "filter " if s.mode == "iptables" else \
+            ("map " if isinstance(f.rule, ElementRule) else "chain ")
+        node = tree.add(Text.assemble((where, "dim"), (f"{f.chain} ", ""),
                                       (f.verdict, "red" if f.verdict != "ACCEPT" else "green"),
                                       f"  {_addr(f.address, f.port)}  ({f.reason})"))
         _rule_lines(node, [f.rule], wide)
@@ -144,7 +164,10 @@ def _entries(tree: Any, s: ServiceChains, wide: bool) -> None:
     from rich.text import Text
 
     for e in s.entries:
-        where = "nat KUBE-NODEPORTS" if e.kind == "nodePort" else "nat KUBE-SERVICES"
+        if s.mode != "iptables":
+            where = f"map {e.rule.chain}"
+        else:
+            where = "nat KUBE-NODEPORTS" if e.kind == "nodePort" else "nat KUBE-SERVICES"
         label = _KIND_LABEL.get(e.kind, e.kind) + ("?" if e.kind_inferred else "")
         node = tree.add(Text.assemble((f"{where} ", "dim"), f"{label} ",
                                       (_addr(e.address, e.port), "cyan"), f" → {e.target}"))
@@ -156,8 +179,9 @@ def _chain(tree: Any, s: ServiceChains, role: str, name: str, wide: bool) -> Non
 
     label = Text(name, style="bold blue")
     if role == "fw" and s.source_ranges:
-        label.append(f"  allowed sources {', '.join(s.source_ranges)}; others are dropped by "
-                     "filter KUBE-PROXY-FIREWALL")
+        label.append(f"  allowed sources {', '.join(s.source_ranges)}; others are dropped " +
+                     ("by filter KUBE-PROXY-FIREWALL" if s.mode == "iptables" else
+                      "here, before DNAT"))
     node = tree.add(label)
     if wide:
         chain_rules = next((c.rules for c in s.chain_list if c.name == name), [])
@@ -168,13 +192,13 @@ def _chain(tree: Any, s: ServiceChains, role: str, name: str, wide: bool) -> Non
                                    (f"  ({m.reason})", "dim")))
     for e in s.endpoints:
         if e.via == role:
-            _endpoint(node, e, wide)
+            _endpoint(node, e, wide, via=e.chain if e.chain != name else "numgen map")
 
 
-def _endpoint(node: Any, e: EndpointChain, wide: bool) -> None:
+def _endpoint(node: Any, e: EndpointChain, wide: bool, via: str) -> None:
     from rich.text import Text
 
-    label = Text.assemble((f"{_pct(e.probability):>6} ", "green"), f"{e.chain} → DNAT ",
+    label = Text.assemble((f"{_pct(e.probability):>6} ", "green"), f"{via} → DNAT ",
                           (e.address or "?", "cyan"))
     if e.local:
         label.append("  local", style="dim")
@@ -185,10 +209,12 @@ def _endpoint(node: Any, e: EndpointChain, wide: bool) -> None:
         _rule_lines(child, list(e.rules[1:]), wide)
 
 
-def _rule_lines(node: Any, rules: Iterable[Rule], wide: bool) -> None:
+def _rule_lines(node: Any, rules: Iterable[RuleRef], wide: bool) -> None:
     if not wide:
         return
     from rich.text import Text
 
     for rule in rules:
-        node.add(Text.assemble((f"{rule.table} #{rule.number} ", "dim"), rule.text))
+        where = f"map {rule.chain} #{rule.number} " if isinstance(rule, ElementRule) else \
+            f"{rule.table} #{rule.number} "
+        node.add(Text.assemble((where, "dim"), rule.text))

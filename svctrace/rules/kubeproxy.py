@@ -174,7 +174,7 @@ class _Builder:
             return self.names[0]
         return None
 
-    def freeze(self, names: Mapping[str, str] | None) -> ServiceChains:
+    def freeze(self, names: Mapping[str, str] | None, family: int = 4) -> ServiceChains:
         spn = self.name(names)
         ns, name, port_name = split_spn(spn) if spn is not None else (None, None, None)
         kinds: dict[str, list[str]] = {"clusterIP": [], "externalIP": [], "loadBalancerIP": []}
@@ -194,7 +194,8 @@ class _Builder:
             endpoints=tuple(self.endpoints), affinity_seconds=self.affinity,
             source_ranges=tuple(self.source_ranges), masquerade=tuple(self.masquerade),
             filter=tuple(self.filter), entries=tuple(self.entries),
-            warnings=tuple(self.warnings), chain_list=_chain_order(self.chain_objects))
+            warnings=tuple(self.warnings), family=family,
+            chain_list=_chain_order(self.chain_objects))
 
 
 def _chain_order(chains: list[Chain]) -> tuple[Chain, ...]:
@@ -483,7 +484,7 @@ def map_services(ruleset: Ruleset, names: Mapping[str, str] | None = None,
     try:
         mapper = _Mapper(ruleset, part)
         mapper.run()
-        return sorted((b.freeze(names) for b in mapper.by_hash.values()
+        return sorted((b.freeze(names, ruleset.family) for b in mapper.by_hash.values()
                        if in_part(b.hash, part)), key=sort_key)
     finally:
         if paused:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -211,3 +213,185 @@ def test_service_port_matches_the_api(dump: Path, rig: Path, spn: str) -> None:
                 if f.chain == "no-endpoint-services"] == \
             [("REJECT", "no endpoints", want["clusterIPs"][0])]
         assert not got.endpoints and not any(got.chains.values())
+
+
+# --- the two modes agree on what the cluster asked for --------------------------------------------
+
+def _cluster_view(services: list[ServiceChains]) -> dict[str, tuple]:
+    return {s.spn: (s.protocol, s.port, s.cluster_ips, s.node_port, s.affinity_seconds,
+                    [(e.address, round(e.probability, 9)) for e in s.endpoints if e.via == "svc"])
+            for s in services if s.spn is not None}
+
+
+@pytest.mark.parametrize("rig", ["rig-v1.36", "rig-v1.36-scenarios", "rig-v1.36-large"])
+def test_nft_node_and_iptables_node_agree_on_every_service_port(rig: str) -> None:
+    """node1 (iptables mode) and node2 (nftables mode) watched the same API: every service
+    port, cluster IP, node port, affinity and cluster-wide endpoint share must agree."""
+    from svctrace.rules.iptables_save import parse_iptables_save
+    from svctrace.rules.kubeproxy import map_services as map_iptables
+
+    iptables = FIX / rig / "node1.iptables-save.txt"
+    ipt = _cluster_view(map_iptables(parse_iptables_save(iptables.read_text(), "node1")))
+    nft = _cluster_view(mapped_text(FIX / rig / "node2.nft.txt"))
+    assert len(nft) >= 6 and nft == ipt
+
+
+def mapped_text(path: Path) -> list[ServiceChains]:
+    from svctrace.rules.sources import load_ruleset
+
+    if path not in _MAPPED:
+        ruleset = load_ruleset(str(path))
+        assert ruleset.format == "nft-text"
+        _MAPPED[path] = kn.map_services(ruleset)
+    return _MAPPED[path]
+
+
+def test_large_capture_maps_every_service_without_warnings() -> None:
+    found = mapped_text(FIX / "rig-v1.36-large" / "node2.nft.txt")
+    assert len(found) >= 300 and all(s.spn and not s.warnings for s in found)
+    for s in found:
+        for via in ("svc", "svl"):
+            shares = [e.probability for e in s.endpoints if e.via == via]
+            assert not shares or abs(sum(shares) - 1) < 1e-12
+
+
+# --- particular behaviours of the 1.36 layout ---------------------------------------------------
+
+def _port(spn: str) -> ServiceChains:
+    return next(s for s in mapped(PUB / "node2.nft.json") if s.spn == spn)
+
+
+@pytest.mark.parametrize("spn,expected", [
+    ("svctrace-pub/storefront:https", [("external-", "", "external"),
+                                        ("services", "ip daddr @cluster-ips ip saddr != "
+                                         "10.244.0.0/16", "cluster IP")]),
+    ("svctrace-pub/ledger:https", [("external-", "", "external"),
+                                   ("services", "ip daddr @cluster-ips ip saddr != "
+                                    "10.244.0.0/16", "cluster IP")]),
+    ("svctrace-pub/edge:http", [("external-", "fib saddr type local", "local source"),
+                                ("services", "ip daddr @cluster-ips ip saddr != 10.244.0.0/16",
+                                 "cluster IP")]),
+    ("svctrace-pub/billing:http", []),
+], ids=["lb-etp-cluster", "external-ip", "etp-local", "no-endpoints"])
+def test_masquerade_marks(spn: str, expected: list[tuple[str, str, str]]) -> None:
+    got = [(m.chain if m.chain == "services" else m.chain.split("-")[0] + "-", m.condition,
+            m.reason) for m in _port(spn).masquerade]
+    assert got == expected
+
+
+def test_hairpin_and_local_come_from_the_hairpin_set() -> None:
+    eps = {e.address: (e.hairpin, e.local) for e in _port("svctrace-pub/search:grpc").endpoints}
+    assert eps == {"10.244.1.53:9000": (False, False), "10.244.2.53:9000": (True, True),
+                   "10.244.2.54:9000": (True, True)}
+
+
+@pytest.mark.parametrize("spn,filters", [
+    ("svctrace-pub/storefront:https",
+     [("firewall-Q35MHWFA-svctrace-pub/storefront/tcp/https", "DROP", "firewall", "192.0.2.77",
+       443, "ip saddr != 198.18.0.0/15 drop")]),
+    ("svctrace-pub/edge:http",
+     [("no-endpoint-nodeports", "DROP", "no local endpoints", None, 30880,
+       'tcp . 30880 comment "svctrace-pub/edge:http" : drop')]),
+    ("svctrace-pub/metrics:scrape",
+     [("no-endpoint-services", "REJECT", "no endpoints", "10.96.161.109", 9090,
+       '10.96.161.109 . tcp . 9090 comment "svctrace-pub/metrics:scrape" : goto reject-chain')]),
+], ids=["source-ranges", "etp-local-nodeport", "no-endpoints"])
+def test_filter_verdicts_with_the_lines_nft_printed(spn: str, filters: list[tuple]) -> None:
+    got = [(f.chain, f.verdict, f.reason, f.address, f.port, f.rule.text)
+           for f in _port(spn).filter]
+    assert got == filters
+
+
+@pytest.mark.parametrize("spn,entries", [
+    ("svctrace-pub/storefront:https", [("clusterIP", "10.96.206.3", 443, False),
+                                        ("loadBalancerIP", "192.0.2.77", 443, False),
+                                        ("nodePort", None, 32443, False)]),
+    ("svctrace-pub/ledger:https", [("clusterIP", "10.96.48.164", 443, False),
+                                   ("externalIP", "198.51.100.20", 443, True)]),
+    ("svctrace-pub/node-cache:redis", [("clusterIP", "10.96.70.164", 6379, False)]),
+], ids=["lb", "external-ip-inferred", "itp-local"])
+def test_entry_points(spn: str, entries: list[tuple]) -> None:
+    got = sorted(((e.kind, e.address, e.port, e.kind_inferred) for e in _port(spn).entries),
+                 key=str)
+    assert got == sorted(entries, key=str)
+
+
+def test_layout_markers() -> None:
+    ruleset = parse_nft_json((PUB / "node2.nft.json").read_text(), "x")
+    assert [kn.layout(t) for t in kn.kube_proxy_tables(ruleset)] == ["1.36", "1.36"]
+
+
+# --- `svctrace rules` on nft dumps, end to end ----------------------------------------------------
+
+REPO = Path(__file__).parents[2]
+
+
+def svctrace(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "svctrace", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("rig", ["rig-v1.36", "rig-v1.36-scenarios"])
+def test_rules_json_is_the_same_from_text_and_json_dumps(rig: str) -> None:
+    docs = {}
+    for form, suffix in (("nft-text", "txt"), ("nft-json", "json")):
+        path = FIX / rig / f"node2.nft.{suffix}"
+        done = svctrace("rules", "--rules", str(path), "-o", "json")
+        assert done.returncode == 0, done.stderr
+        docs[form] = json.loads(done.stdout)
+        assert (docs[form]["schema"], docs[form]["mode"], docs[form]["format"],
+                docs[form]["source"]) == ("svctrace/v1", "nftables", form, str(path))
+    strip = {"source", "format"}
+    text, js = ({k: v for k, v in d.items() if k not in strip} for d in docs.values())
+    assert text == js and len(text["services"]) >= 6
+    names = [(s["namespace"], s["name"], s["port"]) for s in text["services"]]
+    assert names == sorted(names)
+
+
+@pytest.mark.parametrize("dump", ["node2.nft.txt", "node2.nft.json"])
+def test_rules_one_service(dump: str) -> None:
+    done = svctrace("rules", "--rules", str(DEMO / dump), "svc/web", "-n", "svctrace-demo",
+                    "-o", "json")
+    assert done.returncode == 0, done.stderr
+    (web,) = json.loads(done.stdout)["services"]
+    assert (web["namespace"], web["name"], web["portName"], web["family"]) == \
+        ("svctrace-demo", "web", "http", "IPv4")
+    assert [(e["address"], e["probability"]) for e in web["endpoints"]] == [
+        (f"10.244.{a}:8080", 0.25) for a in ("1.11", "1.12", "2.13", "2.14")]
+    assert web["chains"]["svc"] == "service-WAPHUU2J-svctrace-demo/web/tcp/http"
+
+
+@pytest.mark.parametrize("fmt,expected", [
+    ("text", ["kube-proxy nftables mode, `nft list ruleset` text",
+              "svctrace-pub/storefront:https", "map service-ips loadbalancer IP 192.0.2.77:443",
+              "firewall-Q35MHWFA-svctrace-pub/storefront/tcp/https  allowed sources "
+              "198.18.0.0/15; others are dropped here, before DNAT",
+              "33.3% numgen map → DNAT 10.244.1.41:8443",
+              "chain firewall-Q35MHWFA-svctrace-pub/storefront/tcp/https DROP"]),
+    ("wide", ["map service-ips #", "192.0.2.77 . tcp . 443 : goto "
+              "external-Q35MHWFA-svctrace-pub/storefront/tcp/https",
+              "kube-proxy #1 meta l4proto tcp dnat ip to numgen random mod 3 map { 0 : "
+              "10.244.1.41 . 8443, 1 : 10.244.1.42 . 8443, 2 : 10.244.2.41 . 8443 }",
+              "ip saddr != 198.18.0.0/15 drop"]),
+])
+def test_rules_text_and_wide_show_nft_lines(fmt: str, expected: list[str]) -> None:
+    done = svctrace("rules", "storefront", "--rules", str(PUB / "node2.nft.txt"), "-o", fmt)
+    assert done.returncode == 0, done.stderr
+    for line in expected:
+        assert line in done.stdout, line
+
+
+def test_rules_on_iptables_names_its_mode_too() -> None:
+    done = svctrace("rules", "--rules", str(DEMO / "node1.iptables-save.txt"), "-o", "json")
+    data = json.loads(done.stdout)
+    assert (data["mode"], data["format"]) == ("iptables", "iptables-save")
+    assert {s["family"] for s in data["services"]} == {"IPv4"}
+    text = svctrace("rules", "--rules", str(DEMO / "node1.iptables-save.txt"))
+    assert text.stdout.splitlines()[0].endswith("kube-proxy iptables mode, iptables-save output")
+
+
+def test_rules_unknown_service_on_nft_exits_3() -> None:
+    done = svctrace("rules", "nosuch", "-n", "svctrace-demo", "--rules",
+                    str(DEMO / "node2.nft.json"))
+    assert done.returncode == 3 and done.stdout == ""
+    assert done.stderr.startswith("svctrace: error: ") and "Traceback" not in done.stderr
