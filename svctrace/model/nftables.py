@@ -17,6 +17,7 @@ everything, raising the first located error.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,8 @@ FAMILIES = ("ip", "ip6", "inet", "arp", "bridge", "netdev")
 FORMATS = ("nft-text", "nft-json", "nft-f")
 
 Statement = Mapping[str, Any]
+# reads a rule's text into (statements, comment), raising a located error
+RuleParser = Callable[["NftRule"], tuple[tuple[Statement, ...], "str | None"]]
 
 
 class NftRule:
@@ -36,23 +39,30 @@ class NftRule:
     """
 
     __slots__ = ("family", "table", "chain", "number", "handle", "line", "text", "source",
-                 "comment", "_statements", "_parser")
+                 "_comment", "_statements", "_parser")
 
     def __init__(self, family: str, table: str, chain: str, number: int, handle: int | None,
                  line: int | None, text: str, source: str,
                  statements: tuple[Statement, ...] | None = None, comment: str | None = None,
-                 parser: Callable[[NftRule], tuple[Statement, ...]] | None = None) -> None:
+                 parser: RuleParser | None = None) -> None:
         self.family, self.table, self.chain, self.number = family, table, chain, number
         self.handle, self.line, self.text, self.source = handle, line, text, source
-        self.comment = comment
+        self._comment = comment
         self._statements, self._parser = statements, parser
 
     @property
     def statements(self) -> tuple[Statement, ...]:
         if self._statements is None:
             assert self._parser is not None, "rule has neither statements nor parser"
-            self._statements = self._parser(self)
+            self._statements, self._comment = self._parser(self)
         return self._statements
+
+    @property
+    def comment(self) -> str | None:
+        """The rule's `comment "…"` (parsing the rule if it has not been yet)."""
+        if self._statements is None:
+            self.statements  # noqa: B018 - parsing sets the comment
+        return self._comment
 
     @property
     def location(self) -> str:
@@ -60,7 +70,7 @@ class NftRule:
 
     def _key(self) -> tuple[Any, ...]:
         return (self.family, self.table, self.chain, self.number, self.comment,
-                self.statements)
+                _canonical(self.statements))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, NftRule):
@@ -71,6 +81,22 @@ class NftRule:
 
     def __repr__(self) -> str:
         return f"NftRule({self.family} {self.table} {self.chain} #{self.number}: {self.text!r})"
+
+
+def _canonical(value: Any) -> Any:
+    """`value` with the members of every anonymous set in a stable order (nft lists some
+    sets sorted and others in the kernel's hash order; the order never changes a match) and
+    counters without their values (`nft -s` leaves them out)."""
+    if isinstance(value, Mapping):
+        if "counter" in value and len(value) == 1 and not isinstance(value["counter"], str):
+            return {"counter": None}            # packets and bytes are state, not rules
+        out = {k: _canonical(v) for k, v in value.items()}
+        if isinstance(out.get("set"), list):
+            out["set"] = sorted(out["set"], key=lambda m: json.dumps(m, sort_keys=True))
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +153,8 @@ class NftSet:
 
     def _key(self) -> tuple[Any, ...]:
         return (self.name, self.family, self.table, self.type, self.map, self.flags,
-                self.timeout, self.size, self.comment, self.elements)
+                self.timeout, self.size, self.comment,
+                sorted(self.elements, key=lambda e: json.dumps([e.key, e.value])))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, NftSet):
