@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from svctrace.model.ruleset import Ruleset
+
 FAMILIES = ("ip", "ip6", "inet", "arp", "bridge", "netdev")
 FORMATS = ("nft-text", "nft-json", "nft-f")
 
@@ -246,3 +248,19 @@ class NftRuleset:
                 nft_set.elements  # noqa: B018 - parsing is the point
         for rule in self.rules():
             rule.statements  # noqa: B018 - parsing is the point
+
+
+@dataclass(frozen=True, slots=True)
+class ModeSplit:
+    """A node holding rules of both kube-proxy modes (a mode switch that left the old mode's
+    rules behind), or nft tables beside iptables rules. Both see every packet: at each hook
+    the kernel runs the iptables chains (iptables-nft's tables sit at the classic priorities)
+    and the nft base chains in priority order."""
+
+    nft: NftRuleset
+    iptables: Ruleset
+    source: str = field(compare=False)
+
+    @property
+    def format(self) -> str:
+        return f"iptables-save+{self.nft.format}"

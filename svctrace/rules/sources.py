@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 
 from svctrace.errors import RulesError, UsageError
+from svctrace.model.nftables import ModeSplit, NftRuleset
 from svctrace.model.ruleset import Ruleset
 
 
@@ -39,13 +40,13 @@ def read_rules_text(path: str) -> tuple[str, str]:
     return text, source
 
 
-def load_ruleset(path: str | None) -> Ruleset:
-    """Parse the rules at `path` (iptables-save text). None means no source was given."""
+def load_ruleset(path: str | None) -> Ruleset | NftRuleset | ModeSplit:
+    """Parse the rules at `path` in whatever form they are (rules/detect.py). None means no
+    source was given."""
     if path is None:
         raise UsageError("no rules to read",
-                         "pass --rules FILE (iptables-save output, '-' for stdin), or run on a "
-                         "node as root")
-    from svctrace.rules.iptables_save import parse_iptables_save
+                         "pass --rules FILE (iptables-save or nft list ruleset output, '-' for "
+                         "stdin), or run on a node as root")
+    from svctrace.rules.detect import load_rules
 
-    text, source = read_rules_text(path)
-    return parse_iptables_save(text, source)
+    return load_rules(path)
