@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ from svctrace.model.kubeproxy import (
     EndpointChain,
     EntryRule,
     FilterRule,
+    LocalHint,
     MasqueradeRule,
     RuleRef,
     ServiceChains,
@@ -30,7 +31,8 @@ from svctrace.model.nftables import NftChain, NftElement, NftRule, NftRuleset, N
 
 __all__ = [
     "ChainName", "name_hash", "chain_base", "chain_name", "parse_chain_name",
-    "kube_proxy_tables", "map_services", "layout",
+    "kube_proxy_tables", "map_services", "layout", "infer_pod_cidr", "infer_local_hints",
+    "iptables_kube_tables",
 ]
 
 ROLE_PREFIXES = {"service-": "svc", "local-": "svl", "external-": "ext", "firewall-": "fw",
@@ -293,8 +295,9 @@ def _condition(rule: NftRule, upto: int) -> str:
 class _TableMapper:
     """Reads one kube-proxy table: its dispatch maps first, then each service port's chains."""
 
-    def __init__(self, table: NftTable, source: str, builders: dict[tuple[int, str], _Builder]):
-        self.table, self.source, self.builders = table, source, builders
+    def __init__(self, table: NftTable, source: str, builders: dict[tuple[int, str], _Builder],
+                 only: Collection[str] | None = None) -> None:
+        self.table, self.source, self.builders, self.only = table, source, builders, only
         self.family = _FAMILY_NUMBER[table.family]
         self.mine: list[_Builder] = []
         self.by_address: dict[tuple[Any, ...], _Builder] = {}
@@ -318,7 +321,8 @@ class _TableMapper:
         self.read_dispatch("no-endpoint-services", self.read_no_endpoint)
         self.read_dispatch("no-endpoint-nodeports", self.read_no_endpoint)
         for b in self.mine:
-            _ChainReader(self, b).run()
+            if self.only is None or (b.spn or b.comment_spn) in self.only:
+                _ChainReader(self, b).run()
         self.read_cluster_ip_mark()
 
     def builder(self, h: str) -> _Builder:
@@ -615,15 +619,84 @@ def _replace(e: EndpointChain, **changes: Any) -> EndpointChain:
     return replace(e, **changes)
 
 
-def map_services(ruleset: NftRuleset, names: Mapping[str, str] | None = None) -> \
-        list[ServiceChains]:
+def map_services(ruleset: NftRuleset, names: Mapping[str, str] | None = None,
+                 only: Collection[str] | None = None) -> list[ServiceChains]:
     """Every service port kube-proxy programmed in the nft `ruleset` (both families), sorted by
     namespace/name/port, then family. `names` (nft chain hash → service port name) names ports
-    that nothing else names."""
+    that nothing else names; `only` (service port names) reads just those ports' chains."""
     from svctrace.rules.kubeproxy import sort_key
 
     builders: dict[tuple[int, str], _Builder] = {}
     for table in kube_proxy_tables(ruleset):
-        _TableMapper(table, ruleset.source, builders).run()
-    frozen = [b.freeze(names) for b in builders.values()]
+        _TableMapper(table, ruleset.source, builders, only).run()
+    frozen = [b.freeze(names) for b in builders.values()
+              if only is None or (b.spn or b.comment_spn) in only]
     return sorted(frozen, key=lambda s: (sort_key(s), s.family))
+
+
+# --- node facts hinted by the rules --------------------------------------------------------------
+
+_POD_CIDR_VOTES = 25
+
+
+def infer_pod_cidr(ruleset: NftRuleset) -> str | None:
+    """The cluster CIDR of kube-proxy's local-traffic detector, the most common one: the
+    `ip saddr != CIDR` of a ClusterIP masquerade mark (1.36 `services`, ≤ 1.35 the internal
+    chains) or the `ip saddr CIDR goto service-…` pod short-circuit of an external- chain."""
+    votes: dict[str, int] = {}
+    for table in kube_proxy_tables(ruleset):
+        for chain in _detector_chains(table):
+            for rule in chain.rules:
+                cidr = _detector_cidr(rule.statements)
+                if cidr is not None:
+                    votes[cidr] = votes.get(cidr, 0) + 1
+            if votes and max(votes.values()) >= _POD_CIDR_VOTES:
+                break        # a big node has 10,000 such chains; a few agreeing votes suffice
+    return max(votes, key=lambda c: votes[c]) if votes else None
+
+
+def _detector_chains(table: NftTable) -> list[NftChain]:
+    names = ["services", *(n for n in table.chains if n.startswith(("service-", "local-",
+                                                                     "external-")))]
+    return [table.chains[n] for n in names if n in table.chains]
+
+
+def _detector_cidr(stmts: tuple[Statement, ...]) -> str | None:
+    marks = any(_sets_masquerade_mark(s) for s in stmts)
+    short_circuit = bool(stmts) and str((_verdict(stmts[-1]) or ("", ""))[1]).startswith(
+        "service-")
+    for stmt in stmts:
+        match = stmt.get("match")
+        if not isinstance(match, Mapping) or not _is_saddr(match.get("left")):
+            continue
+        right = match.get("right")
+        if isinstance(right, Mapping) and "prefix" in right and (
+                (marks and match.get("op") == "!=") or
+                (short_circuit and match.get("op") == "==")):
+            return _address(right)
+    return None
+
+
+def _is_saddr(left: Any) -> bool:
+    return isinstance(left, Mapping) and left.get("payload", {}).get("field") == "saddr"
+
+
+def infer_local_hints(ruleset: NftRuleset) -> list[LocalHint]:
+    """Addresses the rules say are this node's: the `nodeport-ips` set (kube-proxy puts the
+    node's primary IP there; §2.2)."""
+    hints: list[LocalHint] = []
+    for table in kube_proxy_tables(ruleset):
+        found = table.set("nodeport-ips")
+        for number, element in enumerate(found.elements if found is not None else (), 1):
+            address = _address(element.key)
+            if address is not None and found is not None:
+                rule = ElementRule(table.name, found.name, number, found.line,
+                                   _element_text(element, table.family), ruleset.source)
+                hints.append(LocalHint(address, "nodeport address", rule))
+    return hints
+
+
+def iptables_kube_tables(ruleset: NftRuleset) -> list[str]:
+    """Tables of the nft ruleset that hold iptables-mode kube-proxy chains (KUBE-SERVICES): what
+    iptables-nft wrote, listed by nft beside kube-proxy's own nft tables."""
+    return [f"{t.family} {t.name}" for t in ruleset.tables if "KUBE-SERVICES" in t.chains]
