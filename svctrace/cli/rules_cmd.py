@@ -70,22 +70,21 @@ def parse_service_arg(arg: str) -> str:
 
 def run_rules(env: Environment, rules_file: str | None, name: str | None,
               namespace: str | None, fmt: str) -> None:
-    from svctrace.model.nftables import NftRuleset
+    from svctrace.model.ruleset import Ruleset
+    from svctrace.rules.detect import rules_format, rules_mode
+    from svctrace.rules.kubeproxy import map_services
     from svctrace.rules.sources import load_ruleset
 
     ruleset = load_ruleset(rules_file)
-    if isinstance(ruleset, NftRuleset):
-        from svctrace.rules import kubeproxy_nft
-        services = kubeproxy_nft.map_services(ruleset)
-        mode, form = "nftables", ruleset.format
-    else:
-        from svctrace.rules.kubeproxy import map_services
+    mode, form = rules_mode(ruleset), rules_format(ruleset)
+    if isinstance(ruleset, Ruleset):
         if fmt == "json" and name is None and parallel_worth_it(ruleset):
             from svctrace.cli.rules_parallel import write_json_in_parallel
             if write_json_in_parallel(env, ruleset, namespace):
                 return
         services = map_services(ruleset)
-        mode, form = "iptables", "iptables-save"
+    else:
+        services = nft_services(ruleset)
     if name is not None:
         services = select_services(services, name, namespace)
     elif namespace is not None:
@@ -94,6 +93,20 @@ def run_rules(env: Environment, rules_file: str | None, name: str | None,
         env.note(f"no kube-proxy service chains found in {ruleset.source}"
                  + (f" for namespace {namespace!r}" if namespace else ""))
     write(env, services, fmt, ruleset.source, mode, form)
+
+
+def nft_services(rules: object) -> list[ServiceChains]:
+    """The service ports of an nft ruleset, and of the iptables rules beside it (a node with
+    both modes' rules: each keeps its own `mode`)."""
+    from svctrace.model.nftables import ModeSplit, NftRuleset
+    from svctrace.rules import kubeproxy_nft
+    from svctrace.rules.kubeproxy import map_services, sort_key
+
+    if isinstance(rules, NftRuleset):
+        return kubeproxy_nft.map_services(rules)
+    assert isinstance(rules, ModeSplit)
+    both = kubeproxy_nft.map_services(rules.nft) + map_services(rules.iptables)
+    return sorted(both, key=lambda s: (sort_key(s)[:-1], s.family, s.mode, s.hash))
 
 
 def parallel_worth_it(ruleset: object) -> bool:

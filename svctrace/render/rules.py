@@ -19,8 +19,12 @@ FORMAT_NAMES = {"iptables-save": "iptables-save output", "nft-text": "`nft list 
 
 
 def header(source: str, mode: str, form: str) -> str:
-    """The line naming what was read: `rules.txt: kube-proxy nftables mode, `nft …` text`."""
-    return f"{source}: kube-proxy {mode} mode, {FORMAT_NAMES.get(form, form)}"
+    """The line naming what was read: `rules.txt: kube-proxy nftables mode, `nft …` text`;
+    mode "split" = kube-proxy rules of both modes (iptables-save followed by nft output)."""
+    forms = " + ".join(FORMAT_NAMES.get(f, f) for f in form.split("+"))
+    modes = "rules of both kube-proxy modes (iptables and nftables)" if mode == "split" else \
+        f"kube-proxy {mode} mode"
+    return f"{source}: {modes}, {forms}"
 
 
 # --- plain data --------------------------------------------------------------------------------
@@ -55,8 +59,8 @@ def service_data(s: ServiceChains) -> dict[str, Any]:
         "loadBalancerIPs": list(s.load_balancer_ips),
         "masquerade": [{"chain": m.chain, "condition": m.condition, "reason": m.reason}
                        for m in s.masquerade],
-        "name": s.name, "namespace": s.namespace, "nodePort": s.node_port, "port": s.port,
-        "portName": s.port_name, "protocol": s.protocol,
+        "mode": s.mode, "name": s.name, "namespace": s.namespace, "nodePort": s.node_port,
+        "port": s.port, "portName": s.port_name, "protocol": s.protocol,
         "sourceRanges": list(s.source_ranges),
         "warnings": list(s.warnings),
     }
@@ -119,14 +123,17 @@ def services_tree(services: list[ServiceChains], wide: bool = False,
     top = [Text(title, style="dim")] if title is not None else []
     if not services:
         return Group(*top, Text("no kube-proxy service chains found"))
-    return Group(*top, *(service_tree(s, wide) for s in services))
+    mixed = len({s.mode for s in services}) > 1      # a node with both modes' rules
+    return Group(*top, *(service_tree(s, wide, mixed) for s in services))
 
 
-def service_tree(s: ServiceChains, wide: bool = False) -> Any:
+def service_tree(s: ServiceChains, wide: bool = False, show_mode: bool = False) -> Any:
     from rich.text import Text
     from rich.tree import Tree
 
     title = Text(s.display_name, style="bold")
+    if show_mode:
+        title.append(f"  ({s.mode} mode)", style="yellow")
     title.append(f"  {s.protocol or '?'}")
     if s.port is not None:
         title.append(f" port {s.port}")

@@ -7,6 +7,7 @@ names, ports), or kube-proxy's own recipe applied to the API objects.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -327,7 +328,8 @@ REPO = Path(__file__).parents[2]
 
 
 def svctrace(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "svctrace", *args], cwd=REPO,
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}   # piped: never cropped
+    return subprocess.run([sys.executable, "-m", "svctrace", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -395,3 +397,21 @@ def test_rules_unknown_service_on_nft_exits_3() -> None:
                     str(DEMO / "node2.nft.json"))
     assert done.returncode == 3 and done.stdout == ""
     assert done.stderr.startswith("svctrace: error: ") and "Traceback" not in done.stderr
+
+
+def test_rules_on_a_node_with_both_modes(tmp_path: Path) -> None:
+    """`{ iptables-save; nft list ruleset; }` from a node that switched modes: every service
+    port appears once per mode, each naming its mode; the document says "split"."""
+    both = tmp_path / "both.txt"
+    both.write_text((DEMO / "node1.iptables-save.txt").read_text() +
+                    (DEMO / "node2.nft.txt").read_text())
+    done = svctrace("rules", "--rules", str(both), "-o", "json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert (data["mode"], data["format"]) == ("split", "iptables-save+nft-text")
+    web = [(s["mode"], s["chains"]["svc"]) for s in data["services"] if s["name"] == "web"]
+    assert web == [("iptables", "KUBE-SVC-HBHJTNRYANUCOOJF"),
+                   ("nftables", "service-WAPHUU2J-svctrace-demo/web/tcp/http")]
+    text = svctrace("rules", "web", "--rules", str(both))
+    assert "rules of both kube-proxy modes" in text.stdout.splitlines()[0]
+    assert "(iptables mode)" in text.stdout and "(nftables mode)" in text.stdout
