@@ -6,8 +6,12 @@ from ipaddress import ip_address, ip_network
 
 from svctrace.cli.env import Environment
 from svctrace.errors import UsageError
+from svctrace.model.nftables import ModeSplit, NftRuleset
 from svctrace.model.packet import Packet
 from svctrace.model.ruleset import Ruleset
+from svctrace.model.trace import NodeContext, Trace
+
+AnyRules = Ruleset | NftRuleset | ModeSplit
 
 
 def parse_destination(dst: str, dport: int | None) -> tuple[str, int]:
@@ -32,11 +36,10 @@ def parse_destination(dst: str, dport: int | None) -> tuple[str, int]:
         raise UsageError(f"--dst {dst!r}: port is not a number") from None
 
 
-def default_source(ruleset: Ruleset, pod_cidr: str | None, family: int) -> str:
+def default_source(ruleset: AnyRules, pod_cidr: str | None, family: int) -> str:
     """An address in the pod CIDR that is no endpoint: 'a packet from some pod'."""
     if pod_cidr is None:
-        from svctrace.rules.kubeproxy import infer_pod_cidr
-        pod_cidr = infer_pod_cidr(ruleset)
+        pod_cidr = _infer_pod_cidr(ruleset)
     if pod_cidr is None:
         raise UsageError("no --src given and no pod CIDR found in the rules",
                          "give --src IP or --pod-cidr CIDR")
@@ -47,6 +50,43 @@ def default_source(ruleset: Ruleset, pod_cidr: str | None, family: int) -> str:
     if net.version != family:
         raise UsageError(f"pod CIDR {pod_cidr} is not IPv{family}; give --src")
     return str(net.broadcast_address - 2 if net.num_addresses > 4 else net.network_address)
+
+
+def _infer_pod_cidr(ruleset: AnyRules) -> str | None:
+    from svctrace.rules import kubeproxy, kubeproxy_nft
+
+    if isinstance(ruleset, Ruleset):
+        return kubeproxy.infer_pod_cidr(ruleset)
+    nft = ruleset.nft if isinstance(ruleset, ModeSplit) else ruleset
+    found = kubeproxy_nft.infer_pod_cidr(nft)
+    if found is None and isinstance(ruleset, ModeSplit):
+        found = kubeproxy.infer_pod_cidr(ruleset.iptables)
+    return found
+
+
+def trace_rules(packet: Packet, ruleset: AnyRules, node: NodeContext) -> Trace:
+    """Trace `packet` through rules of either mode, or of both (each sees every packet)."""
+    if isinstance(ruleset, Ruleset):
+        from svctrace.trace.engine import trace_packet
+        return trace_packet(packet, ruleset, node)
+    from svctrace.trace.nft_engine import trace_nft
+    if isinstance(ruleset, ModeSplit):
+        return trace_nft(packet, ruleset.nft, node, ruleset.iptables)
+    return trace_nft(packet, ruleset, node)
+
+
+def service_port_of(trace: Trace) -> list[str | None]:
+    """Per outcome, the service port it was handled for: the first nft chain named after one
+    (§2.4), else what the iptables chains say."""
+    from svctrace.rules.kubeproxy import service_port_of as iptables_service_port
+    from svctrace.rules.kubeproxy_nft import parse_chain_name
+
+    out = []
+    for o in trace.outcomes:
+        names = (parse_chain_name(s.chain) for s in o.path if " " in s.table)
+        spn = next((n.spn for n in names if n is not None), None)
+        out.append(spn or iptables_service_port(o.path))
+    return out
 
 
 def build_packet(worker: object, src: str, host: str, port: int, proto: str, sport: int,
@@ -76,9 +116,8 @@ def run_trace(env: Environment, *, dst: str, rules: str | None, src: str | None,
     from svctrace.model.trace import node_context
     from svctrace.packets import ScapyWorker
     from svctrace.render.trace import trace_dict
-    from svctrace.rules.kubeproxy import service_port_of
+    from svctrace.rules.detect import rules_format, rules_mode
     from svctrace.rules.sources import load_ruleset
-    from svctrace.trace.engine import trace_packet
 
     host, port = parse_destination(dst, dport)
     worker = ScapyWorker()        # imports scapy on the other core while we parse
@@ -94,23 +133,25 @@ def run_trace(env: Environment, *, dst: str, rules: str | None, src: str | None,
         node = node_context(local_ips, None, frozenset(affinity_hit))
     except ValueError as err:
         raise UsageError(f"--local-ip: {err}") from None
-    trace = trace_packet(packet, ruleset, node)
-    services = [service_port_of(o.path) for o in trace.outcomes]
+    trace = trace_rules(packet, ruleset, node)
+    services = service_port_of(trace)
+    mode = (rules_mode(ruleset), rules_format(ruleset))
     if output in ("json", "yaml"):
-        doc = trace_dict(trace, ruleset.source, summary, services)
+        doc = trace_dict(trace, ruleset.source, summary, services, mode)
         env.write_json(doc) if output == "json" else env.write_yaml(doc)
         return
-    _print_text(env, trace, summary, output == "wide", services)
+    _print_text(env, trace, summary, output == "wide", services, mode, ruleset.source)
 
 
-def _print_text(env: Environment, trace: object, summary: str, wide: bool,
-                services: list[str | None]) -> None:
+def _print_text(env: Environment, trace: Trace, summary: str, wide: bool,
+                services: list[str | None], mode: tuple[str, str], source: str) -> None:
     from rich.text import Text
 
-    from svctrace.render.trace import render_outcomes
+    from svctrace.render.trace import render_outcomes, rules_header
 
     console = env.console()
+    console.print(Text(rules_header(source, mode), style="dim"))
     console.print(Text.assemble(("packet ", "bold"), summary))
-    local = ", ".join(str(n) for n in trace.node.local) or "none given"  # type: ignore[attr-defined]
+    local = ", ".join(str(n) for n in trace.node.local) or "none given"
     console.print(Text(f"node local addresses: {local} (plus 127.0.0.0/8, ::1)", style="dim"))
-    console.print(render_outcomes(trace, wide, services))  # type: ignore[arg-type]
+    console.print(render_outcomes(trace, wide, services))

@@ -120,13 +120,12 @@ def load_nft_capture(form: str):
 
 
 def parse_nft(text: str, source: str, form: str):
-    from svctrace.rules.nft_json import parse_nft_json
+    """svctrace's model of nft rules; the form is told from the content and must be `form`."""
+    from svctrace.rules.detect import parse_rules
 
-    if form == "nft-json":
-        return parse_nft_json(text, source)
-    from svctrace.rules.nft_text import parse_nft_text
-
-    return parse_nft_text(text, source)
+    ruleset = parse_rules(text, source)
+    assert ruleset.format == form, f"{source}: read as {ruleset.format}, expected {form}"
+    return ruleset
 
 
 def nft_outcomes(ruleset, probe: Probe, *, local_ips: tuple[str, ...] = NODE_IPS,

@@ -177,7 +177,7 @@ def test_kernel_does_what_the_table_says(layout, case):
     assert k.masquerade == expected_masq(case, layout), msg
 
 
-@pytest.mark.parametrize("reader", ["listed-back"])
+@pytest.mark.parametrize("reader", ["listed-back", "nft-f"])
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_svctrace_matches_kernel(reader, layout, case):

@@ -34,7 +34,7 @@ from svctrace.trace.nft_engine import trace_nft
 
 ALL_CASES = json.loads(KERNEL_CASES.read_text())
 CASES = [c for c in ALL_CASES if c["node"] == "node2" and c["mode"] == "nftables"]
-FORMS = ("nft-json",)
+FORMS = ("nft-text", "nft-json")
 AFFINITY = {svc: set().union(*(c["observed"] for c in CASES if c["service"] == svc))
             for svc in ("sessions",)}
 
