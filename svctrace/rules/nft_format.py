@@ -127,6 +127,15 @@ def _numgen(v: Mapping[str, Any], _: str | None) -> str:
     return text + (f" offset {v['offset']}" if v.get("offset") else "")
 
 
+def _hash(name: str) -> Any:
+    def fmt(v: Mapping[str, Any], _: str | None) -> str:
+        text = name + (f" {format_expr(v['expr'])}" if "expr" in v else "") + f" mod {v['mod']}"
+        if "seed" in v:
+            text += f" seed 0x{v['seed']:x}"
+        return text + (f" offset {v['offset']}" if v.get("offset") else "")
+    return fmt
+
+
 def _map(v: Mapping[str, Any], kind: str | None) -> str:
     data = v["data"]
     shown = _set(data["set"], kind) if isinstance(data, Mapping) and "set" in data else \
@@ -152,6 +161,8 @@ _EXPRS: dict[str, Any] = {
     "fib": _fib,
     "numgen": _numgen,
     "map": _map,
+    "jhash": _hash("jhash"),
+    "symhash": _hash("symhash"),
     "elem": _elem,
     "set": lambda v, kind: _set(v if isinstance(v, list) else [v], kind),
     "prefix": lambda v, kind: f"{format_expr(v['addr'], kind)}/{v['len']}",
@@ -195,7 +206,8 @@ def _match(v: Mapping[str, Any], _: str) -> str:
         shown = _set(right["set"], kind)
     else:
         shown = format_expr(right, kind)
-    sep = " " if op in ("==", "in") else f" {op} "
+    binop = isinstance(left, Mapping) and any(o in left for o in BINOPS)
+    sep = " " if op == "in" or (op == "==" and not binop) else f" {op} "
     return f"{format_expr(left)}{sep}{shown}"
 
 

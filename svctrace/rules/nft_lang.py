@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -139,7 +140,7 @@ class RuleParser:
                 comment = unquote(self.next("a comment string"))
                 continue
             statements.append(self.statement())
-        return tuple(statements), comment
+        return tuple(drop_dependencies(statements, self.family)), comment
 
     def statement(self) -> Statement:
         tok = self.toks[self.i]
@@ -247,6 +248,22 @@ class RuleParser:
             out["offset"] = self.integer()
         return {"numgen": out}
 
+    def hash(self, kind: str) -> Any:
+        """`jhash EXPR mod N [seed S] [offset O]`, `symhash mod N [offset O]`."""
+        expr = None
+        if kind == "jhash":
+            expr = self.expression()
+            if expr is None:
+                raise self.fail("expected an expression after jhash", self.peek())
+        self.expect("mod")
+        out: dict[str, Any] = {"mod": self.integer()}
+        for option in ("seed", "offset"):
+            if self.accept(option):
+                out[option] = self.integer()
+        if expr is not None:
+            out["expr"] = expr
+        return {kind: out}
+
     def integer(self) -> int:
         tok = self.next("a number")
         if not NUMBER.match(tok):
@@ -286,7 +303,9 @@ class RuleParser:
         tok = self.next()
         if tok == "{":
             items = self.set_items(dtype, None)
-            return items[0] if collapse and len(items) == 1 else {"set": items}
+            # nft lists a one-element anonymous set as its element, except a concatenation
+            single = len(items) == 1 and not (isinstance(items[0], dict) and "concat" in items[0])
+            return items[0] if collapse and single else {"set": items}
         if tok == "(":
             items = [self.value(dtype)]
             while self.accept("|"):
@@ -482,19 +501,27 @@ class RuleParser:
                 net = ipaddress.ip_network(tok, strict=False)
             except ValueError:
                 raise self.fail("bad prefix", tok) from None
+            addr = _address_text(net.network_address)
             if net.prefixlen == net.max_prefixlen:
-                return str(net.network_address)
-            return {"prefix": {"addr": str(net.network_address), "len": net.prefixlen}}
+                return addr
+            return {"prefix": {"addr": addr, "len": net.prefixlen}}
         if "-" in tok:
             low, _, high = tok.partition("-")
             return {"range": [self.address(low, dtype), self.address(high, dtype)]}
         if dtype == "ipv4_addr" and IPV4.match(tok):
             return tok
         try:
-            return str(ipaddress.ip_address(tok))
+            return _address_text(ipaddress.ip_address(tok))
         except ValueError:
             raise self.fail(f"bad {'IPv4' if dtype == 'ipv4_addr' else 'IPv6'} address",
                             tok) from None
+
+
+def _address_text(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    """As nft prints it: inet_ntop's spelling (`::ffff:0.0.0.0`, not `::ffff:0:0`)."""
+    if addr.version == 4:
+        return str(addr)
+    return socket.inet_ntop(socket.AF_INET6, addr.packed)
 
 
 def _number_or_range(tok: str) -> Any:
@@ -558,6 +585,8 @@ PRIMARIES: dict[str, Callable[[RuleParser], Any]] = {
     "ct": RuleParser.ct,
     "fib": RuleParser.fib,
     "numgen": RuleParser.numgen,
+    "jhash": lambda p: p.hash("jhash"),
+    "symhash": lambda p: p.hash("symhash"),
 }
 
 STATEMENTS: dict[str, Callable[[RuleParser], Statement]] = {
@@ -620,3 +649,63 @@ def _plain(value: Any) -> Any:
 
 def _is_flags(dtype: Any) -> bool:
     return isinstance(dtype, str) and dtype in BITMASKS
+
+
+# what nft lists for a protocol match that a later payload expression implies (nft's payload
+# dependency elimination, src/payload.c): `meta l4proto tcp tcp dport 80` lists as
+# `tcp dport 80`, `meta l4proto tcp th dport 80` as `tcp dport 80`
+L4_PAYLOAD = {"tcp": "tcp", "udp": "udp", "sctp": "sctp", "udplite": "udplite", "dccp": "dccp",
+              "icmp": "icmp", "ipv6-icmp": "icmpv6", "esp": "esp", "ah": "ah", "comp": "comp",
+              "igmp": "igmp", "gre": "gre"}
+L3_PAYLOAD = {"ipv4": "ip", "ipv6": "ip6"}
+
+
+def _dependency(stmt: Statement, family: str) -> str | None:
+    """The payload protocol a `==` protocol match provides, if nft treats it as implied."""
+    match = stmt.get("match")
+    if not match or match["op"] != "==" or not isinstance(match["right"], str):
+        return None
+    left = match["left"]
+    if left == {"meta": {"key": "l4proto"}} or \
+            (family == "ip" and left == {"payload": {"protocol": "ip", "field": "protocol"}}) or \
+            (family == "ip6" and left == {"payload": {"protocol": "ip6", "field": "nexthdr"}}):
+        return L4_PAYLOAD.get(match["right"])
+    if family == "inet" and left == {"meta": {"key": "nfproto"}}:
+        return L3_PAYLOAD.get(match["right"])
+    return None
+
+
+def _payloads(expr: Any) -> list[dict[str, Any]]:
+    """The payload expressions inside `expr` (a concatenation's parts included)."""
+    if isinstance(expr, dict):
+        if "payload" in expr:
+            return [expr["payload"]]
+        if "concat" in expr:
+            return [p for part in expr["concat"] for p in _payloads(part)]
+    return []
+
+
+def _keys(stmt: Statement) -> list[dict[str, Any]]:
+    body = stmt.get("match") or stmt.get("vmap")
+    if not body:
+        return []
+    return _payloads(body.get("left", body.get("key")))
+
+
+def drop_dependencies(statements: list[Statement], family: str) -> list[Statement]:
+    """Remove protocol matches a later payload implies, as nft does when it lists a rule."""
+    out = list(statements)
+    for i in range(len(out) - 1, -1, -1):
+        proto = _dependency(out[i], family)
+        if proto is None:
+            continue
+        later = [p for stmt in out[i + 1:] for p in _keys(stmt)]
+        if any(p.get("protocol") == proto for p in later):
+            del out[i]
+        elif proto in ("tcp", "udp", "sctp", "udplite", "dccp") and any(
+                p.get("protocol") == "th" for p in later):
+            for p in later:
+                if p.get("protocol") == "th":
+                    p["protocol"] = proto
+            del out[i]
+    return out

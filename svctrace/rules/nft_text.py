@@ -39,6 +39,7 @@ _TOKEN = re.compile(r'"(?:[^"\\\n]|\\.)*"|[{};,\n]|[^\s{};,"#]+|"')
 _STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')
 _RULE_CHUNK = re.compile(r'[^\n;"{}#]*')
 _BLOCK_CHUNK = re.compile(r'[^{}"]*')
+_SET_UPDATE = re.compile(r"(?:update|add) @([^\s{}]+)")
 _PRIORITY = re.compile(r"(-?\d+)|([a-z]+)(?:\s*([+-])\s*(\d+))?\Z")
 OBJECT_BLOCKS = frozenset({"counter", "quota", "limit", "flowtable", "secmark", "synproxy"})
 CT_OBJECTS = frozenset({"helper", "timeout", "expectation"})
@@ -256,6 +257,7 @@ class _Reader:
         self.source = source
         self.tables: dict[tuple[str, str], _TableDraft] = {}
         self.commands = False
+        self.updated: set[str] = set()
 
     # -- top level ------------------------------------------------------------------------
     def read(self) -> None:
@@ -569,6 +571,7 @@ class _Reader:
 
     # -- the model ------------------------------------------------------------------------
     def ruleset(self) -> NftRuleset:
+        self.updated = _updated_sets(self.s.text)
         tables = tuple(self.build_table(t) for t in self.tables.values())
         return NftRuleset(tables, self.source, "nft-f" if self.commands else "nft-text")
 
@@ -582,13 +585,30 @@ class _Reader:
             policy = c.policy or ("accept" if c.hook is not None else None)
             chains[c.name] = NftChain(c.name, t.family, t.name, c.type, c.hook, c.priority,
                                       policy, c.device, rules, c.comment, c.handle, c.line)
-        sets = {st.name: NftSet(st.name, t.family, t.name, st.type, st.map,
-                                st.flags - {"dynamic"}, None if st.chunks else (),
-                                st.timeout, st.size, st.comment, st.handle, st.line,
-                                "dynamic" in st.flags, st.typeof,
-                                _SetElements(st.chunks, source) if st.chunks else None)
-                for st in t.sets.values()}
+        sets = {}
+        for st in t.sets.values():
+            flags, size = _dynamic(st, self.updated)
+            sets[st.name] = NftSet(st.name, t.family, t.name, st.type, st.map,
+                                   flags - {"dynamic"}, None if st.chunks else (), st.timeout,
+                                   size, st.comment, st.handle, st.line, "dynamic" in flags,
+                                   st.typeof,
+                                   _SetElements(st.chunks, source) if st.chunks else None)
         return NftTable(t.family, t.name, chains, sets, t.flags, t.comment, t.handle, t.line)
+
+
+def _updated_sets(text: str) -> set[str]:
+    """Sets a rule of this file adds to from the packet path (`update @s { … }`)."""
+    if "update @" not in text and "add @" not in text:
+        return set()
+    return set(_SET_UPDATE.findall(text))
+
+
+def _dynamic(st: _SetDraft, updated: set[str]) -> tuple[frozenset[str], int | None]:
+    """(flags, size) as the kernel holds them: nft makes a set that a rule in the same
+    transaction updates `dynamic`, with the default size 65535 unless one was given."""
+    if st.name not in updated:
+        return st.flags, st.size
+    return st.flags | {"dynamic"}, 65535 if st.size is None else st.size
 
 
 def _read_rule(rule: NftRule) -> tuple[tuple[Statement, ...], str | None]:
