@@ -105,8 +105,13 @@ class RuleParser:
 
     # -- tokens ---------------------------------------------------------------------------
     def fail(self, message: str, token: str | None = None) -> RuleSyntaxError:
+        """A located error quoting `token`, on the line of the text where it stands."""
         where = f' "{token}"' if token is not None else " at the end of the rule"
-        return RuleSyntaxError(self.source, self.line, f"{message}{where} in: {self.text.strip()}")
+        text = " ".join(self.text.split())
+        context = f" in: {text}" if len(text) <= 200 else ""
+        offset = self.text.find(token) if token else -1
+        line = self.line + (self.text.count("\n", 0, offset) if offset > 0 else 0)
+        return RuleSyntaxError(self.source, line, f"{message}{where}{context}")
 
     def peek(self, ahead: int = 0) -> str | None:
         j = self.i + ahead
@@ -616,6 +621,7 @@ def parse_elements(text: str, family: str, key_type: tuple[str, ...],
                    line: int | None) -> list[NftElement]:
     """The elements of `{ … }` (text without the braces) for a set of `key_type`."""
     p = RuleParser(text + " }", family, source, line)
+    p.text = text
     key = list(key_type) if len(key_type) > 1 else key_type[0] if key_type else None
     data = None if data_type is None else (
         list(data_type) if len(data_type) > 1 else data_type[0])

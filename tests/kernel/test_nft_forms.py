@@ -11,11 +11,12 @@ form, firewalld-like, Docker/CNI-like with inet, ip6 and netdev tables).
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 from conftest import in_ci
-from nftforms import listed_forms
+from nftforms import listed_forms, nft_check
 
 from svctrace.model.nftables import NftRuleset
 from svctrace.rules.detect import parse_rules, rules_form
@@ -89,3 +90,14 @@ def test_handles_are_read_only_from_the_handles_listing(forms: dict[str, NftRule
 def test_dump_forms_are_detected_from_content() -> None:
     forms = {p.name: rules_form(p.read_text()) for p in DUMPS}
     assert set(forms.values()) == {"nft-text", "nft-f"}, forms
+
+
+def _malformed() -> dict[str, str]:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "nft"))
+    from malformed_nft import MALFORMED
+    return {name: text for name, (text, _, _, nft_rejects) in MALFORMED.items() if nft_rejects}
+
+
+@pytest.mark.parametrize("name", sorted(_malformed()))
+def test_nft_also_rejects_what_svctrace_calls_malformed(name: str) -> None:
+    assert nft_check(_malformed()[name]) != "", f"nft -c accepts the {name} case"
