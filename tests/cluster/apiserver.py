@@ -203,6 +203,8 @@ class FakeApiServer:
     faults: list[tuple[re.Pattern[str], int, str | None]] = field(default_factory=list)
     delays: list[tuple[re.Pattern[str], float]] = field(default_factory=list)
     scripts: dict[tuple[str, str], ExecScript] = field(default_factory=dict)
+    command_scripts: dict[tuple[str, str, tuple[str, ...]], ExecScript] = field(
+        default_factory=dict)
     protocols: tuple[str, ...] = CHANNEL_PROTOCOLS      # subprotocols it accepts, preferred first
     negotiated: list[str] = field(default_factory=list)  # the subprotocol of each exec session
     # the statuses a created pod goes through, one step per GET of it; the last one stays
@@ -229,13 +231,22 @@ class FakeApiServer:
         """Wait `seconds` before answering requests whose path matches."""
         self.delays.append((re.compile(path_regex), seconds))
 
-    def on_exec(self, namespace: str, pod: str, script: ExecScript) -> None:
-        """What any command exec'd in `namespace/pod` does (the pod must be among the objects,
-        or created; exec in a pod without a script prints nothing and succeeds). `pod` may be
-        a glob (`svctrace-debug-node2-*`) for pods whose name is not known in advance."""
-        self.scripts[(namespace, pod)] = script
+    def on_exec(self, namespace: str, pod: str, script: ExecScript,
+                command: tuple[str, ...] | None = None) -> None:
+        """What any command (or only `command`) exec'd in `namespace/pod` does (the pod must be
+        among the objects, or created; exec in a pod without a script prints nothing and
+        succeeds). `pod` may be a glob (`svctrace-debug-node2-*`) for pods whose name is not
+        known in advance."""
+        if command is not None:
+            self.command_scripts[(namespace, pod, command)] = script
+        else:
+            self.scripts[(namespace, pod)] = script
 
-    def script_for(self, namespace: str, pod: str) -> ExecScript:
+    def script_for(self, namespace: str, pod: str,
+                   command: tuple[str, ...] = ()) -> ExecScript:
+        for (ns, pattern, cmd), script in self.command_scripts.items():
+            if ns == namespace and cmd == command and fnmatch.fnmatchcase(pod, pattern):
+                return script
         if (namespace, pod) in self.scripts:
             return self.scripts[(namespace, pod)]
         return next((s for (ns, pattern), s in self.scripts.items()
@@ -509,8 +520,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Sec-WebSocket-Protocol", protocol)
         self.end_headers()
         self.close_connection = True
-        script = self.api.script_for(ns, pod)
         command = req.query_all("command")
+        script = self.api.script_for(ns, pod, tuple(command))
         status = script.status(command)
         stdout_done = False
         for channel, payload in script.frames(command):
