@@ -12,7 +12,7 @@ KUBE-SVL / local-, ext = KUBE-EXT / external-, fw = KUBE-FW / firewall-.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -46,24 +46,33 @@ class ChainRef(Protocol):
     def rules(self) -> Sequence[RuleRef]: ...
 
 
-@dataclass(frozen=True, slots=True)
 class ElementRule:
     """An nft map element that does a rule's work (a `service-ips` entry, a `no-endpoint-*`
     verdict), shown as nft printed it: `text` is `key [comment "…"] : verdict`, `chain` is the
-    map's name and `number` the element's 1-based position in the listing."""
+    map's name and `number` the element's 1-based position in the listing. The text is made on
+    first use (`render`): a big node has 60,000 elements and a renderer shows a few."""
 
-    table: str
-    chain: str
-    number: int
-    line: int | None
-    text: str
-    source: str
+    __slots__ = ("table", "chain", "number", "line", "source", "_text", "_render")
+
+    def __init__(self, table: str, chain: str, number: int, line: int | None, text: str | None,
+                 source: str, render: Callable[[], str] | None = None) -> None:
+        self.table, self.chain, self.number, self.line = table, chain, number, line
+        self.source, self._text, self._render = source, text, render
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = self._render() if self._render is not None else ""
+        return self._text
 
     @property
     def location(self) -> str:
         where = f"map {self.chain} element {self.number}"
         return f"{self.source}:{self.line} ({where})" if self.line is not None else \
             f"{self.source} ({where})"
+
+    def __repr__(self) -> str:
+        return f"ElementRule({self.table} {self.chain} #{self.number}: {self.text!r})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from functools import lru_cache, partial
 from typing import Any
 
 from svctrace.model.kubeproxy import (
@@ -94,6 +96,7 @@ class ChainName:
         return f"{base}:{self.port_name}" if self.port_name else base
 
 
+@lru_cache(maxsize=1 << 16)       # a big node names each chain in several maps and rules
 def parse_chain_name(name: str) -> ChainName | None:
     """The parts of a per-service chain or set name, or None for any other name."""
     prefix = next((p for p in ROLE_PREFIXES if name.startswith(p)), None)
@@ -187,6 +190,29 @@ def _numgen_shares(key: Any, items: Any) -> list[tuple[Any, float]] | None:
     return out
 
 
+# 1.36's DNAT rule exactly as `nft list` prints it: read from the text, the hot loop of a big
+# node (parsing the statements costs 10x more). Any other spelling goes through the statements.
+_NUMGEN_DNAT = re.compile(r"meta l4proto \w+ dnat ip6? to numgen (?:random|inc) mod (\d+) "
+                          r"map \{ ([^{}\"]*) \}")
+
+
+def _text_pick(text: str) -> list[tuple[str, float]] | None:
+    """(endpoint, share) of `meta l4proto P dnat ip to numgen random mod N map { i : A . p, …
+    }`; None for any other rule. Index i < N is drawn with probability 1/N (offset 0)."""
+    found = _NUMGEN_DNAT.fullmatch(text)
+    if found is None:
+        return None
+    mod = int(found[1])
+    out = []
+    for item in found[2].split(", "):
+        index, colon, data = item.partition(" : ")
+        address, dot, port = data.rpartition(" . ")
+        if not colon or not dot or not index.isdigit() or not port.isdigit() or " " in address:
+            return None
+        out.append((_endpoint(address, port), 1 / mod if int(index) < mod else 0.0))
+    return out
+
+
 def _holds(key: Any, value: int) -> bool:
     if isinstance(key, int):
         return key == value
@@ -214,8 +240,8 @@ def _element_text(element: NftElement, family: str) -> str:
 
 KUBE_PROXY_TABLE = "kube-proxy"
 _FAMILY_NUMBER = {"ip": 4, "ip6": 6}
-_NO_ENDPOINT_REASON = {"goto reject-chain": ("REJECT", "no endpoints"),
-                       "drop": ("DROP", "no local endpoints")}
+_NO_ENDPOINT_REASON = {("goto", "reject-chain"): ("REJECT", "no endpoints"),
+                       ("drop", None): ("DROP", "no local endpoints")}
 
 
 def kube_proxy_tables(ruleset: NftRuleset) -> list[NftTable]:
@@ -296,8 +322,9 @@ class _TableMapper:
     """Reads one kube-proxy table: its dispatch maps first, then each service port's chains."""
 
     def __init__(self, table: NftTable, source: str, builders: dict[tuple[int, str], _Builder],
-                 only: Collection[str] | None = None) -> None:
+                 only: Collection[str] | None = None, text_form: bool = False) -> None:
         self.table, self.source, self.builders, self.only = table, source, builders, only
+        self.text_form = text_form          # rules came as text: _text_pick may read them
         self.family = _FAMILY_NUMBER[table.family]
         self.mine: list[_Builder] = []
         self.by_address: dict[tuple[Any, ...], _Builder] = {}
@@ -349,8 +376,8 @@ class _TableMapper:
         if found is None:
             return
         for number, element in enumerate(found.elements, 1):
-            rule = ElementRule(self.table.name, map_name, number, found.line,
-                               _element_text(element, self.table.family), self.source)
+            rule = ElementRule(self.table.name, map_name, number, found.line, None, self.source,
+                               partial(_element_text, element, self.table.family))
             read(map_name, element, rule)
 
     def target_builder(self, element: NftElement, rule: ElementRule,
@@ -418,8 +445,8 @@ class _TableMapper:
             b = self.no_endpoint_builder(element, rule, str(proto))
         b.elements.append(rule)
         b.note(proto)
-        shown = rule.text.rsplit(" : ", 1)[-1]
-        verdict, reason = _NO_ENDPOINT_REASON.get(shown, (shown.split(" ")[0].upper(), "other"))
+        said = _verdict(element.value) or ("other", None)
+        verdict, reason = _NO_ENDPOINT_REASON.get(said, (said[0].upper(), "other"))
         b.filter.append(FilterRule(map_name, verdict, reason, address, port, rule))
         if address is None:
             b.node_port = b.node_port if b.node_port is not None else port
@@ -486,8 +513,6 @@ class _ChainReader:
                 self.read_external(chain)
             else:
                 self.read_policy(chain, role)
-        if self.t.hairpin:       # 1.36: the set holds exactly this node's endpoints in use
-            b.endpoints = [self.with_hairpin(e) for e in b.endpoints]
 
     def read_firewall(self, chain: NftChain) -> None:
         """`ip saddr != { ranges } drop`: the allowed sources; the rest are dropped here."""
@@ -523,6 +548,12 @@ class _ChainReader:
     def read_policy(self, chain: NftChain, role: str) -> None:
         """service- / local-: masquerade mark (≤ 1.35), affinity, and the numgen pick."""
         for index, rule in enumerate(chain.rules):
+            picks = _text_pick(rule.text) if self.t.text_form else None
+            if picks is not None:
+                for address, share in picks:
+                    self.add(EndpointChain(address, share, chain.name, role == "svl", role,
+                                           jump=(chain, index)))
+                continue
             stmts = rule.statements
             k = next((i for i, s in enumerate(stmts) if _sets_masquerade_mark(s)), None)
             if k is not None:
@@ -564,6 +595,8 @@ class _ChainReader:
 
     def add(self, endpoint: EndpointChain) -> None:
         """Share of an endpoint listed twice (two numgen indices) is summed."""
+        if self.t.hairpin and self.in_hairpin_set(endpoint.address):
+            endpoint = _replace(endpoint, hairpin=True, local=True)
         for i, known in enumerate(self.b.endpoints):
             if (known.address, known.via) == (endpoint.address, endpoint.via) and \
                     known.chain == endpoint.chain:
@@ -604,13 +637,14 @@ class _ChainReader:
                         else dnat["addr"]
         return address, hairpin, affinity
 
-    def with_hairpin(self, e: EndpointChain) -> EndpointChain:
-        if e.address is None:
-            return e
-        host, _, port = e.address.rpartition(":")
+    def in_hairpin_set(self, address: str | None) -> bool:
+        """1.36: `hairpin-connections` holds exactly this node's endpoints in use (EP . EP .
+        proto . port): such an endpoint is local and masqueraded when it reaches itself."""
+        if address is None:
+            return False
+        host, _, port = address.rpartition(":")
         host = host.strip("[]")
-        key = (host, host, self.b.protocol, int(port))
-        return _replace(e, hairpin=True, local=True) if key in self.t.hairpin else e
+        return port.isdigit() and (host, host, self.b.protocol, int(port)) in self.t.hairpin
 
 
 def _replace(e: EndpointChain, **changes: Any) -> EndpointChain:
@@ -628,7 +662,8 @@ def map_services(ruleset: NftRuleset, names: Mapping[str, str] | None = None,
 
     builders: dict[tuple[int, str], _Builder] = {}
     for table in kube_proxy_tables(ruleset):
-        _TableMapper(table, ruleset.source, builders, only).run()
+        _TableMapper(table, ruleset.source, builders, only,
+                     ruleset.format != "nft-json").run()
     frozen = [b.freeze(names) for b in builders.values()
               if only is None or (b.spn or b.comment_spn) in only]
     return sorted(frozen, key=lambda s: (sort_key(s), s.family))
