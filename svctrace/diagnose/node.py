@@ -95,8 +95,9 @@ def service_chains(svc: Service, ruleset: Ruleset | NftRuleset) -> tuple[Service
     """This Service's chains, found by kube-proxy's hash names (comments are not needed)."""
     if isinstance(ruleset, NftRuleset):
         ports = {(_spn(svc, p), p.protocol.lower()) for p in svc.ports}
-        family = _service_family(svc)
-        return tuple(c for c in kubeproxy_nft.map_services(ruleset, only={s for s, _ in ports})
+        family, lb_ips = _service_family(svc), {i.ip for i in svc.lb_ingress if i.ip}
+        return tuple(kubeproxy_nft.with_load_balancer_ips(c, lb_ips)
+                     for c in kubeproxy_nft.map_services(ruleset, only={s for s, _ in ports})
                      if (c.spn, c.protocol) in ports and c.family == family)
     wanted = {chain_hash(_spn(svc, p), p.protocol.lower()): _spn(svc, p) for p in svc.ports}
     addresses = [*svc.cluster_ips, *svc.external_ips, *(i.ip for i in svc.lb_ingress if i.ip)]

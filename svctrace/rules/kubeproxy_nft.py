@@ -34,7 +34,7 @@ from svctrace.model.nftables import NftChain, NftElement, NftRule, NftRuleset, N
 __all__ = [
     "ChainName", "name_hash", "chain_base", "chain_name", "parse_chain_name",
     "kube_proxy_tables", "map_services", "layout", "infer_pod_cidr", "infer_local_hints",
-    "iptables_kube_tables",
+    "iptables_kube_tables", "with_load_balancer_ips",
 ]
 
 ROLE_PREFIXES = {"service-": "svc", "local-": "svl", "external-": "ext", "firewall-": "fw",
@@ -735,3 +735,19 @@ def iptables_kube_tables(ruleset: NftRuleset) -> list[str]:
     """Tables of the nft ruleset that hold iptables-mode kube-proxy chains (KUBE-SERVICES): what
     iptables-nft wrote, listed by nft beside kube-proxy's own nft tables."""
     return [f"{t.family} {t.name}" for t in ruleset.tables if "KUBE-SERVICES" in t.chains]
+
+
+def with_load_balancer_ips(c: ServiceChains, lb_ips: Collection[str]) -> ServiceChains:
+    """`c` with the external addresses that the API says are LoadBalancer IPs called so: in
+    the maps an LB IP without source ranges looks just like an externalIP."""
+    from dataclasses import replace
+
+    moved = {e.address for e in c.entries if e.address is not None and
+             e.kind == "externalIP" and e.kind_inferred and e.address in lb_ips}
+    if not moved:
+        return c
+    entries = tuple(replace(e, kind="loadBalancerIP", kind_inferred=False)
+                    if e.address in moved else e for e in c.entries)
+    return replace(c, entries=entries,
+                   external_ips=tuple(a for a in c.external_ips if a not in moved),
+                   load_balancer_ips=_unique([*c.load_balancer_ips, *sorted(moved)]))

@@ -415,3 +415,78 @@ def test_rules_on_a_node_with_both_modes(tmp_path: Path) -> None:
     text = svctrace("rules", "web", "--rules", str(both))
     assert "rules of both kube-proxy modes" in text.stdout.splitlines()[0]
     assert "(iptables mode)" in text.stdout and "(nftables mode)" in text.stdout
+
+
+# --- the two current layouts (hand-written dumps in kube-proxy's nft -f form) -------------------
+
+LAYOUTS = {"1.34-1.35": FIX / "nft" / "eval-v1.35.nft", "1.36": FIX / "nft" / "eval-v1.36.nft"}
+
+
+def mapped_any(path: Path) -> list[ServiceChains]:
+    from svctrace.rules.sources import load_ruleset
+
+    if path not in _MAPPED:
+        _MAPPED[path] = kn.map_services(load_ruleset(str(path)))
+    return _MAPPED[path]
+
+
+def _view_of_both_layouts(s: ServiceChains) -> tuple:
+    """What the cluster asked for, the same whatever the layout."""
+    return (s.family, s.protocol, s.port, s.cluster_ips, s.external_ips, s.load_balancer_ips,
+            s.node_port, s.source_ranges, s.affinity_seconds,
+            {r: n for r, n in s.chains.items() if n},
+            [(e.address, round(e.probability, 12), e.via, e.affinity) for e in s.endpoints],
+            [(f.chain, f.verdict, f.reason, f.address, f.port) for f in s.filter],
+            [(e.kind, e.address, e.port) for e in s.entries])
+
+
+def test_both_layouts_map_to_the_same_service_ports() -> None:
+    old, new = ({s.spn: _view_of_both_layouts(s) for s in mapped_any(p)}
+                for p in LAYOUTS.values())
+    assert len(old) >= 15 and old == new
+    assert all(not s.warnings for p in LAYOUTS.values() for s in mapped_any(p))
+
+
+@pytest.mark.parametrize("name,path", LAYOUTS.items(), ids=list(LAYOUTS))
+def test_layout_is_told_from_the_dump(name: str, path: Path) -> None:
+    from svctrace.rules.sources import load_ruleset
+
+    tables = kn.kube_proxy_tables(load_ruleset(str(path)))   # type: ignore[arg-type]
+    assert [t.family for t in tables] == ["ip", "ip6"]
+    assert {kn.layout(t) for t in tables} == {name}
+
+
+def test_1_35_layout_endpoint_chains_hairpin_and_masquerade() -> None:
+    """≤ 1.35: a numgen vmap of `goto endpoint-…`, each endpoint chain masquerading the
+    endpoint itself (local or not), the ClusterIP mark in the internal chain."""
+    web = next(s for s in mapped_any(LAYOUTS["1.34-1.35"]) if s.spn == "eval/web:http")
+    assert [(e.chain, e.hairpin, e.local) for e in web.endpoints] == [
+        (kn.chain_name("sep", "eval/web:http", "tcp", e.address or ""), True, False)
+        for e in web.endpoints]
+    assert [(m.chain, m.condition, m.reason) for m in web.masquerade] == [
+        ("external-TJCN7JB7-eval/web/tcp/http", "", "external"),
+        ("service-TJCN7JB7-eval/web/tcp/http", "ip daddr 10.96.1.10 ip saddr != 10.244.0.0/16",
+         "cluster IP")]
+    for e in web.endpoints:      # the vmap rule that picks it, then its own chain's rules
+        ip = (e.address or "").split(":")[0]
+        assert [r.text for r in e.rules][1:] == [f"ip saddr {ip} jump mark-for-masquerade",
+                                                 f"meta l4proto tcp dnat to {e.address}"]
+        assert e.rules[0].text.startswith("numgen random mod 3 vmap {")
+
+
+def test_1_36_layout_hairpin_only_for_this_nodes_endpoints() -> None:
+    web = next(s for s in mapped_any(LAYOUTS["1.36"]) if s.spn == "eval/web:http")
+    assert [(e.address, e.hairpin, e.local) for e in web.endpoints] == [
+        ("10.244.1.11:8080", True, True), ("10.244.2.12:8080", False, False),
+        ("10.244.2.13:8080", False, False)]
+    assert {e.chain for e in web.endpoints} == {web.chains["svc"]}
+
+
+def test_api_names_lb_ips_the_maps_cannot_tell_from_external_ips() -> None:
+    lbopen = next(s for s in mapped_any(LAYOUTS["1.36"]) if s.spn == "eval/lbopen:http")
+    assert (lbopen.external_ips, lbopen.load_balancer_ips) == (("192.0.2.51",), ())
+    named = kn.with_load_balancer_ips(lbopen, {"192.0.2.51"})
+    assert (named.external_ips, named.load_balancer_ips) == ((), ("192.0.2.51",))
+    assert [(e.kind, e.kind_inferred) for e in named.entries if e.address == "192.0.2.51"] == \
+        [("loadBalancerIP", False)]
+    assert kn.with_load_balancer_ips(lbopen, {"192.0.2.99"}) is lbopen
