@@ -33,9 +33,11 @@ ALLOWED = {
     "cluster": {"model", "errors"},
     "diagnose": {"model", "errors", "rules", "trace"},
     "render": {"model", "diagnose"},
+    # the explain pipeline, below cli/: every adapter and check, never cli/ (it does not print)
+    "explain": {"model", "errors", "rules", "trace", "cluster", "diagnose", "render", "packets"},
 }
 HEAVY = {"kubernetes": {"cluster/live.py", "cluster/node_exec.py"},
-         "scapy": {"packets.py", "cli/probe.py"},
+         "scapy": {"packets.py", "explain/probe.py"},
          "iptc": {"rules/node.py"}}
 
 
@@ -59,3 +61,11 @@ def test_cli_modules_import_nothing_heavy_at_module_level() -> None:
         top = _imports(path, top_level_only=True)
         heavy = {m for m in top if m.split(".")[0] in ("kubernetes", "scapy", "iptc", "rich")}
         assert not heavy, f"{path.name}: {sorted(heavy)} at module level"
+
+
+def test_the_explain_pipeline_neither_prints_nor_parses_arguments() -> None:
+    for path in _modules("explain"):
+        used = {m.split(".")[0] for m in _imports(path)} | {
+            ".".join(m.split(".")[:2]) for m in _imports(path)}
+        assert not used & {"typer", "rich", "svctrace.cli"}, path.name
+        assert "print(" not in path.read_text(), f"{path.name} prints"

@@ -1,8 +1,7 @@
 """`svctrace explain SERVICE`: the whole story of one Service.
 
-The cluster half (Service → selector → pods → ports → EndpointSlices → health, findings) is
-here. The node half (rules, drift, traces) plugs into `explain_node_side(report, view, opts)`:
-it appends findings, text sections and JSON keys to the ExplainReport.
+Argument parsing and printing only: the pipeline (the cluster half, then the node half: rules,
+drift, traces, probes) is svctrace.explain, which returns an ExplainReport of plain data.
 
 Only typer and svctrace modules are imported at module level; rich and kubernetes are
 imported inside the functions that need them (shell completion runs this on every TAB).
@@ -10,19 +9,16 @@ imported inside the functions that need them (shell completion runs this on ever
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import typer
 
 from svctrace.cli import options
 from svctrace.errors import UsageError
+from svctrace.explain.report import ExplainOptions, ExplainReport, exit_status, report_dict
 
 if TYPE_CHECKING:
     from svctrace.cli.env import Environment
-    from svctrace.diagnose.cluster import ClusterExplanation
-    from svctrace.model.cluster import ServiceView
-    from svctrace.model.findings import Finding
 
 HELP = """Explain how a Service is implemented, hop by hop, and what is wrong with it.
 
@@ -32,40 +28,6 @@ finding reached --fail-on, 3 Service not found, 4 cluster unreachable or access 
 
 SERVICE_PREFIXES = ("svc/", "service/", "services/", "svc.", "service.", "services.")
 FAIL_ON = ("error", "warning", "info", "none")
-
-@dataclass
-class ExplainOptions:
-    """Everything the command line says, in one place (node-side options included)."""
-
-    service: str
-    namespace: str | None = None
-    context: str | None = None
-    kubeconfig: str | None = None
-    snapshot: str | None = None
-    output: str = "text"
-    fail_on: str = "error"
-    request_timeout: float = 5.0
-    rules: str | None = None
-    node: str | None = None
-    debug_pod: str | None = None          # --debug-pod IMAGE
-    local_ips: list[str] = field(default_factory=list)
-    probe: bool = False
-    raw: bool = False
-    entry: str | None = None
-    src: str | None = None
-    from_: str | None = None
-
-
-@dataclass
-class ExplainReport:
-    """The result of explain: the cluster half, plus what the node side adds."""
-
-    cluster: ClusterExplanation
-    findings: list[Finding]
-    sections: list[Any] = field(default_factory=list)     # extra rich renderables
-    data: dict[str, Any] = field(default_factory=dict)    # extra top-level JSON keys
-    notes: list[str] = field(default_factory=list)        # diagnostics for stderr
-
 
 def register(app: typer.Typer) -> None:
     app.command("explain", help=HELP)(explain)
@@ -104,6 +66,7 @@ def explain(
                               "or external."),
 ) -> None:
     from svctrace.cli.env import Environment
+    from svctrace.explain.pipeline import explain_service, load_view
 
     opts = ExplainOptions(
         service=parse_service_ref(service), namespace=namespace, context=context,
@@ -157,50 +120,7 @@ def check_fail_on(value: str) -> str:
     return value.lower()
 
 
-# --- the pipeline ------------------------------------------------------------------------
-
-def load_view(opts: ExplainOptions) -> ServiceView:
-    """The ServiceView from --snapshot FILE, else from the live cluster."""
-    if opts.snapshot:
-        from svctrace.cluster.snapshot import read_snapshot, view_from_snapshot
-        return view_from_snapshot(read_snapshot(opts.snapshot), opts.service, opts.namespace)
-    from svctrace.cluster.live import load_live_view
-    return load_live_view(opts.service, opts.namespace, opts.context, opts.kubeconfig,
-                          opts.request_timeout)
-
-
-def explain_service(view: ServiceView, opts: ExplainOptions) -> ExplainReport:
-    """Explain one Service: the cluster half, then the node half."""
-    from svctrace.diagnose.cluster import explain_cluster
-    cluster = explain_cluster(view)
-    report = ExplainReport(cluster=cluster, findings=list(cluster.findings),
-                           notes=list(view.notes))
-    explain_node_side(report, view, opts)
-    return report
-
-
-def explain_node_side(report: ExplainReport, view: ServiceView, opts: ExplainOptions) -> None:
-    """The node half (rules, drift, traces, verdict): see svctrace.cli.explain_node."""
-    from svctrace.cli.explain_node import explain_node_side as node_side
-    node_side(report, view, opts)
-
-
-def report_dict(report: ExplainReport) -> dict[str, Any]:
-    """The `-o json|yaml` document: the cluster half's dict plus the node side's keys."""
-    from svctrace.render.cluster import explanation_dict
-    data = explanation_dict(report.cluster, report.findings)
-    data.update(report.data)
-    return data
-
-
-def exit_status(findings: list[Finding], fail_on: str) -> int:
-    """1 when a finding reaches --fail-on, else 0."""
-    if fail_on == "none":
-        return 0
-    from svctrace.model.findings import Severity
-    threshold = Severity.parse(fail_on)
-    return 1 if any(f.severity >= threshold for f in findings) else 0
-
+# --- printing ----------------------------------------------------------------------------
 
 def emit(report: ExplainReport, opts: ExplainOptions, env: Environment) -> int:
     """Write the report (stdout) and its notes (stderr); return the exit status."""
@@ -228,6 +148,21 @@ def _print_text(report: ExplainReport, opts: ExplainOptions, env: Environment) -
         from rich.text import Text
         console.print(Text(f"verdict: {report.data['verdict']}", style="bold"))
         console.print()
-    for part in [*parts, *report.sections, findings_renderable(report.findings)]:
+    for part in [*parts, *node_sections(report, opts), findings_renderable(report.findings)]:
         console.print(part)
         console.print()
+
+
+def node_sections(report: ExplainReport, opts: ExplainOptions) -> list[Any]:
+    """The node half's renderables (rules, traces) and the probe results, when there are any."""
+    from rich.text import Text
+
+    from svctrace.render.node import node_renderables
+    parts: list[Any] = []
+    if report.node is not None:
+        parts += node_renderables(report.node, report.cluster, raw=opts.raw,
+                                  wide=opts.output == "wide", packets=report.packets)
+    if "probes" in report.data:
+        lines = [f"{p['address']}/{p['protocol']}: {p['result']}" for p in report.data["probes"]]
+        parts.append(Text("Probes (sent from this machine)\n" + "\n".join(lines)))
+    return parts

@@ -1,4 +1,4 @@
-"""Wiring of explain's node half: where the rules come from, whose they are, and the report.
+"""explain's node half: where the rules come from, whose they are, and the report.
 
 Sources, in order: --rules FILE|- (saved iptables-save text; --node NAME then says whose), else
 --node NAME alone (iptables-save in that node's kube-proxy pod, through the API's exec; with
@@ -18,8 +18,8 @@ from svctrace.model.ruleset import Ruleset
 from svctrace.model.trace import NodeContext, node_context
 
 if TYPE_CHECKING:
-    from svctrace.cli.explain_cmd import ExplainOptions, ExplainReport
     from svctrace.diagnose.node import NodeInput
+    from svctrace.explain.report import ExplainOptions, ExplainReport
 
 ENTRIES = ("clusterIP", "nodePort", "loadBalancer", "externalIP")
 SKIPPED = ("rule steps skipped: no rules source (give --rules FILE, run on a node as root, "
@@ -27,10 +27,11 @@ SKIPPED = ("rule steps skipped: no rules source (give --rules FILE, run on a nod
 
 
 def explain_node_side(report: ExplainReport, view: ServiceView, opts: ExplainOptions) -> None:
-    """Add rules, drift, traces, the verdict and node findings to the report."""
+    """Add rules, drift, traces, the verdict and node findings to the report (plain data:
+    the CLI renders report.node)."""
     from svctrace.diagnose.node import explain_node, verdict
     from svctrace.packets import ScapyWorker
-    from svctrace.render.node import node_dict, node_renderables
+    from svctrace.render.node import node_dict
 
     entries = _entries(opts.entry)     # bad --entry / --from are usage errors, rules or not
     source = _source(view, opts)
@@ -52,10 +53,9 @@ def explain_node_side(report: ExplainReport, view: ServiceView, opts: ExplainOpt
     report.notes.extend(node_ex.notes)
     report.data.update(node_dict(node_ex, report.cluster, packets))
     report.data["verdict"] = verdict(report.cluster, node_ex)
-    report.sections.extend(node_renderables(node_ex, report.cluster, raw=opts.raw,
-                                            wide=opts.output == "wide", packets=packets))
+    report.node, report.packets = node_ex, packets
     if opts.probe:
-        from svctrace.cli.probe import probe_report
+        from svctrace.explain.probe import probe_report
         probe_report(report, node_ex, on_node=not (opts.rules or opts.node))
 
 
