@@ -326,30 +326,101 @@ def _exact(key: Any) -> bool:
     return not isinstance(key, (Net, Range, Glob))
 
 
+def _addr_part(raw: Any) -> Any:
+    if type(raw) is str and "/" not in raw and "-" not in raw:
+        return raw if ":" not in raw else _canonical_v6(raw)
+    return None
+
+
+def _int_part(raw: Any) -> Any:
+    if type(raw) is int:
+        return raw
+    return int(raw) if isinstance(raw, str) and raw.isdigit() else None
+
+
+def _proto_part(raw: Any) -> Any:
+    if type(raw) is str:
+        return PROTO_ALIASES.get(raw, raw)
+    return PROTO_NAMES.get(raw, raw) if isinstance(raw, int) else None
+
+
+def _str_part(raw: Any) -> Any:
+    return raw if type(raw) is str and not raw.endswith("*") else None
+
+
+# a plain element key part → its lookup form (addresses as canonical text, ports as ints,
+# protocols by name); None when it needs the full normalize() (prefixes, ranges, wildcards)
+_FAST_PARTS: dict[str, Callable[[Any], Any]] = {
+    "addr": _addr_part, "int": _int_part, "proto": _proto_part, "str": _str_part}
+
+
+@functools.lru_cache(maxsize=65536)
+def _canonical_v6(text: str) -> str | None:
+    try:
+        return str(ip_address(text))
+    except ValueError:
+        return None
+
+
+def _fast_keys(items: list[tuple[Any, Any]], kind: Any) -> list[Any]:
+    """The lookup form of each element key (None where it needs normalize()); a big node's
+    maps hold tens of thousands of elements, so this is one tight loop per set."""
+    if not isinstance(kind, tuple):
+        one = _FAST_PARTS.get(kind)
+        return [one(raw) if one else None for raw, _ in items]
+    parts = [_FAST_PARTS.get(k) for k in kind]
+    if None in parts:
+        return [None] * len(items)
+    width = len(parts)
+    out: list[Any] = []
+    for raw, _ in items:
+        if type(raw) is not list or len(raw) != width:
+            out.append(None)
+            continue
+        key = tuple([fn(p) for fn, p in zip(parts, raw, strict=True)])  # type: ignore[misc]
+        out.append(None if None in key else key)
+    return out
+
+
+def lookup_form(value: Any) -> Any:
+    """A packet's value as SetIndex keys it: addresses by their canonical text."""
+    if isinstance(value, (IPv4Address, IPv6Address)):
+        return str(value)
+    if isinstance(value, tuple):
+        return tuple(lookup_form(v) for v in value)
+    return value
+
+
 class SetIndex:
-    """A set or map's elements, normalized for lookups: exact keys hashed, the rest scanned."""
+    """A set or map's elements ready for lookups: exact keys hashed (a big node's maps hold
+    tens of thousands; plain keys are indexed without parsing their addresses), the rest
+    (prefixes, ranges, wildcards) normalized and scanned."""
 
     __slots__ = ("exact", "patterns")
 
     def __init__(self, items: list[tuple[Any, Any]], kind: Any) -> None:
         self.exact: dict[Any, Any] = {}
         self.patterns: list[tuple[Any, Any]] = []
-        for raw, data in items:
+        for (raw, data), fast in zip(items, _fast_keys(items, kind), strict=True):
+            if fast is not None:
+                self.exact.setdefault(fast, data)
+                continue
             key = normalize(raw, kind)
             if _exact(key):
-                self.exact.setdefault(key, data)
+                self.exact.setdefault(lookup_form(key), data)
             else:
                 self.patterns.append((key, data))
 
     def lookup(self, value: Any) -> tuple[bool, Any]:
         """(found, data of the element); data is None for a plain set."""
         try:
-            if value in self.exact:
-                return True, self.exact[value]
+            key = lookup_form(value)
+            if key in self.exact:
+                return True, self.exact[key]
         except TypeError:
             pass
-        for key, data in self.patterns:
-            if holds(value, key):
+        for pattern, data in self.patterns:
+            if holds(value, pattern):
                 return True, data
         return False, None
 
