@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""Benchmark `svctrace trace` on kube-proxy nftables dumps against the same Services in
+iptables mode and against nft's own parser.
+
+    python bench/bench_nft.py [--runs 5] [--sizes 1000,10000] [--nft-runs 1] [--keep DIR]
+
+For each size it generates the Services with 5 endpoints each, a NodePort on every 10th, as a
+1.36-layout nft dump (bench/gen_nft_dump.py, `nft list ruleset` text) and as the iptables-save
+twin (bench/gen_kubeproxy_dump.py), and measures, as the median of --runs runs of wall time
+from process start to exit, with the peak RSS of the child (wait4 rusage):
+
+  trace-nft       python -m svctrace trace --rules NFT_DUMP --dst <a ClusterIP>:80 --src <pod>
+  trace-nft-f     the same on the dump in kube-proxy's `nft -f` form
+  trace-iptables  python -m svctrace trace --rules IPTABLES_DUMP --dst … --src …
+  nft-check       nft -c -f NFT_DUMP   (in a scratch network namespace; --nft-runs runs)
+
+Targets (issue 8, on the 10k dump): trace-nft <= 1.0 x trace-iptables, trace-nft <= 0.05 x
+nft-check, peak RSS <= 300 MB. Needs root for the namespace (nft-check is skipped without it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import gen_kubeproxy_dump  # noqa: E402  (bench/ is not a package)
+import gen_nft_dump  # noqa: E402
+from bench_rules import Result, fmt, measure, netns  # noqa: E402
+
+DST, SRC = "10.96.0.1:80", "10.244.250.9"
+
+
+def bench_size(n: int, runs: int, nft_runs: int, workdir: Path, ns: str | None
+               ) -> dict[str, Result]:
+    nft_dump, nft_f = workdir / f"nft{n}.txt", workdir / f"nft{n}.nft"
+    ipt_dump = workdir / f"iptables{n}.txt"
+    nft_dump.write_text(gen_nft_dump.generate(n, 5, 10, "text"))
+    nft_f.write_text(gen_nft_dump.generate(n, 5, 10, "f"))
+    ipt_dump.write_text(gen_kubeproxy_dump.generate(n, 5))
+    sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.1f} MB"
+                      for p in (nft_dump, nft_f, ipt_dump))
+    print(f"\n{n} Services x 5 endpoints: {sizes}", flush=True)
+    py = [sys.executable, "-m", "svctrace", "trace", "--dst", DST, "--src", SRC, "--rules"]
+    results = {
+        "trace-nft": measure("trace-nft", [*py, str(nft_dump)], runs),
+        "trace-nft-f": measure("trace-nft-f", [*py, str(nft_f)], runs),
+        "trace-iptables": measure("trace-iptables", [*py, str(ipt_dump)], runs),
+    }
+    if ns is None:
+        results["nft-check"] = Result("nft-check")
+        results["nft-check"].error = "skipped (needs root and ip netns)"
+    else:
+        results["nft-check"] = measure("nft-check", ["ip", "netns", "exec", ns, "nft", "-c",
+                                                     "-f", str(nft_dump)], nft_runs)
+    return results
+
+
+def report(results: dict[str, Result]) -> None:
+    ipt = results["trace-iptables"].median
+    check = results["nft-check"].median
+    print(f"{'command':15} {'median s':>9} {'runs':>5} {'peak RSS MB':>12} {'x iptables':>11} "
+          f"{'x nft -c':>9}")
+    for key, r in results.items():
+        vs_ipt = r.median / ipt if r.median is not None and ipt else None
+        vs_check = r.median / check if r.median is not None and check else None
+        print(f"{key:15} {fmt(r.median, '9.3f')} {len(r.times):5d} {fmt(r.peak_mb, '12.1f')} "
+              f"{fmt(vs_ipt, '11.2f')} {fmt(vs_check, '9.3f')}"
+              + (f"   {r.error}" if r.error else ""))
+    print("(targets on 10k: trace-nft <= 1.0 x iptables, <= 0.05 x nft -c; RSS <= 300 MB)")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--nft-runs", type=int, default=1, help="runs of nft -c -f (slow: ~25 s "
+                    "on the 10k dump)")
+    ap.add_argument("--sizes", default="1000,10000")
+    ap.add_argument("--keep", help="write the dumps here and keep them")
+    args = ap.parse_args()
+    ns = netns()
+    try:
+        with tempfile.TemporaryDirectory(prefix="svctrace-bench-nft-") as tmp:
+            workdir = Path(args.keep) if args.keep else Path(tmp)
+            workdir.mkdir(parents=True, exist_ok=True)
+            for n in (int(x) for x in args.sizes.split(",")):
+                report(bench_size(n, max(args.runs, 1), max(args.nft_runs, 1), workdir, ns))
+    finally:
+        if ns is not None:
+            subprocess.run(["ip", "netns", "del", ns], check=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
