@@ -48,6 +48,7 @@ _IPT_CHAINS = {   # iptables-nft / -legacy built-in chains: (hook, priority, nat
     ("security", "OUTPUT"): ("output", 50),
 }
 _DNAT_HOOKS = ("prerouting", "output")
+_IP_HOOKS = ("prerouting", "input", "forward", "output", "postrouting")
 
 Done = list[tuple[BranchState, str]]
 
@@ -88,9 +89,31 @@ def trace_nft(packet: Packet, ruleset: NftRuleset | None, node: NodeContext,
     if ruleset is not None:
         node = _resolve_affinity(ruleset, node)
     engine = NftEngine(ruleset, iptables, packet.family)
-    finished = engine.walk(BranchState(packet, node), node.is_local(packet.src))
+    local_out = node.is_local(packet.src)
+    start = BranchState(packet, node)
+    start.assumptions.extend(unevaluated_chains(ruleset, packet.family, local_out))
+    finished = engine.walk(start, local_out)
     outcomes = sorted((_outcome(s, v) for s, v in finished), key=lambda o: o.destination is None)
     return Trace(packet, node, tuple(outcomes))
+
+
+def unevaluated_chains(ruleset: NftRuleset | None, family: int, local_out: bool
+                       ) -> list[Assumption]:
+    """Base chains with rules that the packet may meet but the engine does not run: ingress
+    and egress hooks (per device, before prerouting / after postrouting)."""
+    out: list[Assumption] = []
+    for chain in ruleset.base_chains() if ruleset else ():
+        if chain.hook in _IP_HOOKS or not chain.rules:
+            continue
+        if chain.table_family not in (*_FAMILIES[family], "netdev"):
+            continue
+        if chain.hook == "ingress" and local_out:
+            continue
+        device = f" of device {chain.device}" if chain.device else ""
+        out.append(Assumption(_label(chain), chain.name, 0, chain.line or 0,
+                              f"base chain at hook {chain.hook}{device} not evaluated",
+                              "let the packet pass"))
+    return out
 
 
 def table_label(family: str, name: str) -> str:

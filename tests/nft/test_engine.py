@@ -278,3 +278,15 @@ def test_iptables_chains_run_at_their_classic_priorities(prio, winner):
                 "add rule ip t n dnat to 10.244.1.1")
     (o,) = trace(nft, iptables=ipt).outcomes
     assert o.destination == winner
+
+
+def test_ingress_chains_are_reported_not_run():
+    r = parse_rules("add table netdev n\n"
+                    "add chain netdev n in { type filter hook ingress device lo priority 0 ; }\n"
+                    "add rule netdev n in drop\n", "ingress.nft")
+    (o,) = trace(r).outcomes
+    assert o.verdict == "ACCEPT"
+    (a,) = o.assumptions
+    assert "hook ingress" in a.what and a.assumed == "let the packet pass"
+    (o,) = trace(r, src=NODE).outcomes            # locally generated: no ingress
+    assert not o.assumptions
