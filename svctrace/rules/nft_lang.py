@@ -20,6 +20,7 @@ from typing import Any
 
 from svctrace.errors import RuleSyntaxError
 from svctrace.model.nftables import NftElement, Statement
+from svctrace.rules.nft_fast import IPV4, NUMBER, fast_items
 from svctrace.rules.nft_symbols import (
     BITMASKS,
     CT_DIRECTIONS,
@@ -38,9 +39,6 @@ from svctrace.rules.nft_symbols import (
 )
 
 TOKEN = re.compile(r'"(?:[^"\\\n]|\\.)*"|!=|==|<=|>=|<<|>>|[{}(),|&^<>]|[^\s{}(),"|&^<>]+|"')
-NUMBER = re.compile(r"(?:0x[0-9a-fA-F]+|\d+)\Z")
-_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-IPV4 = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}\Z")
 OPS = frozenset({"==", "!=", "<", ">", "<=", ">="})
 BINOPS = {"&": "&", "and": "&", "|": "|", "or": "|", "^": "^", "xor": "^",
           "<<": "<<", "lshift": "<<", ">>": ">>", "rshift": ">>"}
@@ -342,6 +340,15 @@ class RuleParser:
 
     def set_items(self, dtype: Any, data_type: Any, verdicts: bool = False) -> list[Any]:
         """Elements of an anonymous set or map, after its `{`, through its `}`."""
+        toks, start = self.toks, self.i
+        end = start
+        while end < len(toks) and toks[end] not in ("{", "}"):
+            end += 1
+        if end < len(toks) and toks[end] == "}":
+            fast = fast_items(" ".join(toks[start:end]), dtype, data_type, verdicts)
+            if fast is not None:
+                self.i = end + 1
+                return [list(item) if isinstance(item, tuple) else item for item in fast]
         items: list[Any] = []
         while not self.accept("}"):
             key = self.value(dtype)
@@ -620,12 +627,18 @@ def parse_elements(text: str, family: str, key_type: tuple[str, ...],
                    data_type: tuple[str, ...] | None, source: str,
                    line: int | None) -> list[NftElement]:
     """The elements of `{ … }` (text without the braces) for a set of `key_type`."""
-    p = RuleParser(text + " }", family, source, line)
-    p.text = text
     key = list(key_type) if len(key_type) > 1 else key_type[0] if key_type else None
     data = None if data_type is None else (
         list(data_type) if len(data_type) > 1 else data_type[0])
-    items = p.set_items(key, data, verdicts=data_type == ("verdict",))
+    verdicts = data_type == ("verdict",)
+    fast = fast_items(text, key, None if verdicts else data, verdicts, as_list=True)
+    if fast is not None:
+        if data_type is None:
+            return [NftElement(k) for k in fast]
+        return [NftElement(k, v) for k, v in fast]
+    p = RuleParser(text + " }", family, source, line)
+    p.text = text
+    items = p.set_items(key, data, verdicts=verdicts)
     if p.i != len(p.toks):
         raise p.fail("unexpected text after the elements", p.peek())
     return [_element(item, data_type is not None, p) for item in items]

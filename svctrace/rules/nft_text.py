@@ -14,9 +14,7 @@ used: a 10,000-Service node has 60,000 elements and a trace looks at a few. Call
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from svctrace.errors import RuleSyntaxError
 from svctrace.model.nftables import (
@@ -30,232 +28,33 @@ from svctrace.model.nftables import (
     Statement,
 )
 from svctrace.rules.nft_lang import parse_duration, parse_elements, parse_rule, unquote
-from svctrace.rules.nft_symbols import BRIDGE_PRIORITIES, STD_PRIORITIES, TYPEOF_TYPES
-
-_SPACE = re.compile(r"[ \t\r]*")
-_COMMENT = re.compile(r"#[^\n]*")
-_HANDLE = re.compile(r"# handle (\d+)")
-_TOKEN = re.compile(r'"(?:[^"\\\n]|\\.)*"|[{};,\n]|[^\s{};,"#]+|"')
-_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')
-_RULE_CHUNK = re.compile(r'[^\n;"{}#]*')
-_BLOCK_CHUNK = re.compile(r'[^{}"]*')
-_SET_UPDATE = re.compile(r"(?:update|add) @([^\s{}]+)")
-_PRIORITY = re.compile(r"(-?\d+)|([a-z]+)(?:\s*([+-])\s*(\d+))?\Z")
-OBJECT_BLOCKS = frozenset({"counter", "quota", "limit", "flowtable", "secmark", "synproxy"})
-CT_OBJECTS = frozenset({"helper", "timeout", "expectation"})
-SET_FLAGS = frozenset({"constant", "interval", "timeout", "dynamic", "eval"})
-
-
-@dataclass
-class _ChainDraft:
-    name: str
-    line: int
-    handle: int | None = None
-    type: str | None = None
-    hook: str | None = None
-    priority: int | None = None
-    policy: str | None = None
-    device: str | None = None
-    comment: str | None = None
-    rules: list[tuple[str, int, int | None]] = field(default_factory=list)  # text, line, handle
-
-
-@dataclass
-class _SetDraft:
-    name: str
-    is_map: bool
-    line: int
-    handle: int | None = None
-    type: tuple[str, ...] = ()
-    map: tuple[str, ...] | None = None
-    typeof: str | None = None
-    flags: frozenset[str] = frozenset()
-    timeout: int | None = None
-    size: int | None = None
-    comment: str | None = None
-    chunks: list[tuple[str, str, int]] = field(default_factory=list)  # op, text, line
-
-
-@dataclass
-class _TableDraft:
-    family: str
-    name: str
-    line: int
-    handle: int | None = None
-    flags: frozenset[str] = frozenset()
-    comment: str | None = None
-    chains: dict[str, _ChainDraft] = field(default_factory=dict)
-    sets: dict[str, _SetDraft] = field(default_factory=dict)
-
-
-class _Scanner:
-    """Tokens of the structure; rule texts and element blocks taken whole."""
-
-    def __init__(self, text: str, source: str) -> None:
-        self.text, self.source, self.n = text, source, len(text)
-        self.pos, self.line = 0, 1
-        self.handle: int | None = None
-
-    def fail(self, message: str, line: int | None = None,
-             hint: str | None = None) -> RuleSyntaxError:
-        return RuleSyntaxError(self.source, line or self.line, message, hint)
-
-    def token(self) -> str:
-        """The next token: a word, a quoted string, `{ } ; ,`, "\\n", or "" at the end."""
-        text = self.text
-        pos = _end(_SPACE, text, self.pos)
-        if pos < self.n and text[pos] == "#":
-            handle = _HANDLE.match(text, pos)
-            if handle:
-                self.handle = int(handle.group(1))
-            pos = _end(_COMMENT, text, pos)
-        if pos >= self.n:
-            self.pos = pos
-            return ""
-        m = _TOKEN.match(text, pos)
-        assert m is not None
-        tok = m.group()
-        if tok == '"':
-            raise self.fail(f"unterminated string: {text[pos:text.find(chr(10), pos)]}")
-        self.pos = m.end()
-        if tok == "\n":
-            self.line += 1
-        return tok
-
-    def peek(self) -> str:
-        state = self.pos, self.line, self.handle
-        tok = self.token()
-        self.pos, self.line, self.handle = state
-        return tok
-
-    def expect(self, want: str, after: str) -> None:
-        tok = self.token()
-        if tok != want:
-            raise self.fail(f'expected "{want}" after {after}, got {_shown(tok)}')
-
-    def word(self, what: str) -> str:
-        tok = self.token()
-        if tok in ("", "\n", ";", "{", "}", ","):
-            raise self.fail(f"expected {what}, got {_shown(tok)}")
-        return tok
-
-    def words(self) -> list[str]:
-        """Tokens up to the end of the item (newline, `;`, or a `}` left in place)."""
-        out: list[str] = []
-        while True:
-            if self.peek() == "}":
-                return out
-            tok = self.token()
-            if tok in ("", "\n", ";"):
-                return out
-            out.append(tok)
-
-    def skip_separators(self) -> str:
-        """Skip newlines and `;`; return the next token without taking it."""
-        while True:
-            tok = self.peek()
-            if tok not in ("\n", ";"):
-                return tok
-            self.token()
-
-    def next_item(self, closing: str, line: int) -> tuple[int, str] | None:
-        """(line, first word) of a block's next item; None at the block's `}`."""
-        if self.skip_separators() == "":
-            raise self.fail(f'missing "}}" closing {closing}', line)
-        line, word = self.line, self.token()
-        return None if word == "}" else (line, word)
-
-    def rule_text(self) -> tuple[str, int, int | None]:
-        """The rest of a rule: up to a newline or `;` outside braces, or a `# comment`."""
-        text, start, line = self.text, _end(_SPACE, self.text, self.pos), self.line
-        pos, depth, handle, end = start, 0, None, -1
-        while end < 0:
-            pos = _end(_RULE_CHUNK, text, pos)
-            c = text[pos] if pos < self.n else ""
-            if c == '"':
-                m = _STRING.match(text, pos)
-                if m is None:
-                    raise self.fail("unterminated string in rule: "
-                                    f"{text[start:text.find(chr(10), pos)].strip()}",
-                                    line + text.count("\n", start, pos))
-                pos = m.end()
-            elif c == "{":
-                depth, pos = depth + 1, pos + 1
-            elif c == "}" and depth:
-                depth, pos = depth - 1, pos + 1
-            elif c == "#" and depth:
-                pos = _end(_COMMENT, text, pos)
-            elif c in ("\n", ";") and depth:
-                pos += 1
-            elif c == "" and depth:
-                raise self.fail(f'missing "}}" in rule: {text[start:].splitlines()[0]}', line)
-            else:                                  # newline, `;`, `}`, `#` or the end
-                end = pos
-                if c == "#":
-                    found = _HANDLE.match(text, pos)
-                    handle = int(found.group(1)) if found else None
-                    pos = _end(_COMMENT, text, pos)
-        self.line += text.count("\n", start, pos)
-        self.pos = pos
-        return text[start:end].strip(), line, handle
-
-    def block_text(self, what: str) -> tuple[str, int]:
-        """The text between a `{` (already read) and its `}` (read)."""
-        text, start, line = self.text, self.pos, self.line
-        pos, depth = start, 0
-        while True:
-            pos = _end(_BLOCK_CHUNK, text, pos)
-            c = text[pos] if pos < self.n else ""
-            if c == '"':
-                m = _STRING.match(text, pos)
-                if m is None:
-                    raise self.fail(f"unterminated string in {what}",
-                                    line + text.count("\n", start, pos))
-                pos = m.end()
-            elif c == "{":
-                depth, pos = depth + 1, pos + 1
-            elif c == "}" and depth:
-                depth, pos = depth - 1, pos + 1
-            elif c == "}":
-                break
-            else:
-                raise self.fail(f'missing "}}" closing {what}', line)
-        self.line += text.count("\n", start, pos)
-        self.pos = pos + 1
-        return text[start:pos], line
-
-
-def _end(pattern: re.Pattern[str], text: str, pos: int) -> int:
-    """Where `pattern` (which matches the empty string too) stops matching at `pos`."""
-    m = pattern.match(text, pos)
-    assert m is not None
-    return m.end()
-
-
-def _shown(tok: str) -> str:
-    return {"": "the end of the file", "\n": "the end of the line"}.get(tok, f'"{tok}"')
-
-
-def resolve_priority(text: str, family: str, hook: str | None) -> int | None:
-    """`-110`, `filter`, `dstnat - 10`, `srcnat + 5` → a number (None if not nft's)."""
-    m = _PRIORITY.match(text.strip())
-    if m is None:
-        return None
-    if m.group(1) is not None:
-        return int(m.group(1))
-    names = BRIDGE_PRIORITIES if family == "bridge" else STD_PRIORITIES
-    base = names.get(m.group(2))
-    if base is None:
-        return None
-    offset = int(m.group(4) or 0)
-    return base - offset if m.group(3) == "-" else base + offset
+from svctrace.rules.nft_scan import (
+    CHAIN_BLOCK,
+    CT_OBJECTS,
+    FAST_COMMAND,
+    HANDLE,
+    OBJECT_BLOCKS,
+    RULE_HANDLE,
+    SET_BLOCK,
+    SET_FLAGS,
+    SET_UPDATE,
+    SPACE,
+    ChainDraft,
+    Scanner,
+    SetDraft,
+    TableDraft,
+    match_end,
+    resolve_priority,
+    shown,
+)
+from svctrace.rules.nft_symbols import TYPEOF_TYPES
 
 
 class _Reader:
     def __init__(self, text: str, source: str) -> None:
-        self.s = _Scanner(text, source)
+        self.s = Scanner(text, source)
         self.source = source
-        self.tables: dict[tuple[str, str], _TableDraft] = {}
+        self.tables: dict[tuple[str, str], TableDraft] = {}
         self.commands = False
         self.updated: set[str] = set()
 
@@ -263,6 +62,9 @@ class _Reader:
     def read(self) -> None:
         s = self.s
         while True:
+            s.skip_blank_lines()
+            if self.fast_command():
+                continue
             if s.skip_separators() == "":
                 return
             line, tok = s.line, s.token()
@@ -272,7 +74,7 @@ class _Reader:
                 self.commands = True
                 _COMMANDS[tok](self, tok, line)
             else:
-                raise s.fail(f"unknown command {_shown(tok)}", line,
+                raise s.fail(f"unknown command {shown(tok)}", line,
                              "expected `nft list ruleset` output or `nft -f` input")
 
     def ref(self, count: int, what: str) -> tuple[str, list[str]]:
@@ -283,35 +85,35 @@ class _Reader:
             family, first = first, self.s.word(f"a {what} name")
         return family, [first] + [self.s.word(f"a {what} name") for _ in range(count - 1)]
 
-    def table(self, family: str, name: str, line: int, create: bool = False) -> _TableDraft:
+    def table(self, family: str, name: str, line: int, create: bool = False) -> TableDraft:
         t = self.tables.get((family, name))
         if t is None:
             if not create:
                 raise self.s.fail(f"table {family} {name} does not exist", line)
-            t = self.tables[(family, name)] = _TableDraft(family, name, line)
+            t = self.tables[(family, name)] = TableDraft(family, name, line)
         return t
 
-    def chain(self, t: _TableDraft, name: str, line: int, create: bool = False) -> _ChainDraft:
+    def chain(self, t: TableDraft, name: str, line: int, create: bool = False) -> ChainDraft:
         c = t.chains.get(name)
         if c is None:
             if not create:
                 raise self.s.fail(f"chain {t.family} {t.name} {name} does not exist", line)
-            c = t.chains[name] = _ChainDraft(name, line)
+            c = t.chains[name] = ChainDraft(name, line)
         return c
 
-    def set(self, t: _TableDraft, name: str, line: int, is_map: bool | None = None,
-            create: bool = False) -> _SetDraft:
+    def set(self, t: TableDraft, name: str, line: int, is_map: bool | None = None,
+            create: bool = False) -> SetDraft:
         st = t.sets.get(name)
         if st is None:
             if not create or is_map is None:
                 raise self.s.fail(f"set {t.family} {t.name} {name} does not exist", line)
-            st = t.sets[name] = _SetDraft(name, is_map, line)
+            st = t.sets[name] = SetDraft(name, is_map, line)
         return st
 
     def trailing_handle(self) -> int | None:
         """`# handle N` right after a `{` (nft -a)."""
         s = self.s
-        m = _HANDLE.match(s.text, _end(_SPACE, s.text, s.pos))
+        m = HANDLE.match(s.text, match_end(SPACE, s.text, s.pos))
         if m is None:
             return None
         s.pos = m.end()
@@ -331,21 +133,27 @@ class _Reader:
         t.handle = self.open_block(f"table {family} {name}")
         self.table_body(t)
 
-    def table_body(self, t: _TableDraft) -> None:
+    def table_body(self, t: TableDraft) -> None:
         s = self.s
-        while (item := s.next_item(f"table {t.family} {t.name}", t.line)) is not None:
+        while True:
+            s.skip_blank_lines()
+            if self.fast_block(t):
+                continue
+            item = s.next_item(f"table {t.family} {t.name}", t.line)
+            if item is None:
+                return
             line, word = item
             handler = _TABLE_ITEMS.get(word)
             if handler is None:
-                raise s.fail(f"unexpected {_shown(word)} in table {t.family} {t.name}")
+                raise s.fail(f"unexpected {shown(word)} in table {t.family} {t.name}")
             handler(self, t, line)
 
-    def chain_item(self, t: _TableDraft, line: int) -> None:
+    def chain_item(self, t: TableDraft, line: int) -> None:
         c = self.chain(t, self.s.word("a chain name"), line, create=True)
         c.handle = self.open_block(f"chain {c.name}")
         self.chain_body(t, c)
 
-    def chain_body(self, t: _TableDraft, c: _ChainDraft) -> None:
+    def chain_body(self, t: TableDraft, c: ChainDraft) -> None:
         s = self.s
         while True:
             tok = s.skip_separators()
@@ -363,7 +171,7 @@ class _Reader:
             if text:
                 c.rules.append((text, line, handle))
 
-    def chain_spec(self, t: _TableDraft, c: _ChainDraft, key: str, words: list[str],
+    def chain_spec(self, t: TableDraft, c: ChainDraft, key: str, words: list[str],
                    line: int) -> None:
         s = self.s
         if key == "comment":
@@ -375,7 +183,7 @@ class _Reader:
         else:
             self.base_chain(t, c, words, line)
 
-    def base_chain(self, t: _TableDraft, c: _ChainDraft, words: list[str], line: int) -> None:
+    def base_chain(self, t: TableDraft, c: ChainDraft, words: list[str], line: int) -> None:
         if not words:
             raise self.s.fail(f"chain {c.name}: type without a value", line)
         c.type = words[0]
@@ -398,12 +206,12 @@ class _Reader:
         if c.hook is not None:
             raise self.s.fail(f"chain {c.name}: hook {c.hook} without a priority", line)
 
-    def set_item(self, t: _TableDraft, line: int, kind: str) -> None:
+    def set_item(self, t: TableDraft, line: int, kind: str) -> None:
         st = self.set(t, self.s.word(f"a {kind} name"), line, kind == "map", create=True)
         st.handle = self.open_block(f"{kind} {st.name}")
         self.set_body(t, st)
 
-    def set_body(self, t: _TableDraft, st: _SetDraft) -> None:
+    def set_body(self, t: TableDraft, st: SetDraft) -> None:
         s = self.s
         while (item := s.next_item(f"set {st.name}", st.line)) is not None:
             line, word = item
@@ -415,7 +223,7 @@ class _Reader:
                 continue
             self.set_spec(st, word, s.words(), line)
 
-    def set_spec(self, st: _SetDraft, key: str, words: list[str], line: int) -> None:
+    def set_spec(self, st: SetDraft, key: str, words: list[str], line: int) -> None:
         fail = self.s.fail
         if key in ("type", "typeof"):
             parts = " ".join(words).split(" : ")
@@ -429,7 +237,7 @@ class _Reader:
                 raise fail(f'bad type "{" ".join(words)}" for {st.name}', line)
             st.type, st.map = key_parts, data if st.is_map else None
         elif key == "flags":
-            flags = frozenset(w for w in words if w != ",")
+            flags = frozenset(f for f in "".join(words).split(",") if f)
             bad = sorted(flags - SET_FLAGS)
             if bad:
                 raise fail(f'unknown set flag "{bad[0]}" for {st.name}', line)
@@ -445,7 +253,7 @@ class _Reader:
         elif key not in ("gc-interval", "policy", "counter", "auto-merge"):
             raise fail(f'unexpected "{key}" in set {st.name}', line)
 
-    def skip_object(self, t: _TableDraft, line: int, kind: str) -> None:
+    def skip_object(self, t: TableDraft, line: int, kind: str) -> None:
         s = self.s
         if kind == "ct":
             sub = s.word("helper, timeout or expectation")
@@ -456,12 +264,100 @@ class _Reader:
             s.token()
             s.block_text(kind)
 
-    def table_flags(self, t: _TableDraft, line: int) -> None:
+    def table_flags(self, t: TableDraft, line: int) -> None:
         t.flags = frozenset(w for w in self.s.words() if w != ",")
 
-    def table_comment(self, t: _TableDraft, line: int) -> None:
+    def table_comment(self, t: TableDraft, line: int) -> None:
         words = self.s.words()
         t.comment = unquote(words[0]) if words else None
+
+    # -- fast paths: the shapes `nft list` and kube-proxy print, one line or block at a time;
+    # anything else (or anything unusual in them) goes through the token reader above --------
+    def fast_block(self, t: TableDraft) -> bool:
+        """A whole `chain` or `set`/`map` block as `nft list` prints it."""
+        s = self.s
+        m = CHAIN_BLOCK.match(s.text, s.pos)
+        done = m is not None and self.fast_chain(t, m.group(1), m.group(2), m.group(3))
+        if not done:
+            m = SET_BLOCK.match(s.text, s.pos)
+            done = m is not None and self.fast_set(t, m.group(1), m.group(2), m.group(3),
+                                                   m.group(4))
+        if done and m is not None:
+            s.line += s.text.count("\n", m.start(), m.end())
+            s.pos = m.end()
+        return done
+
+    def fast_chain(self, t: TableDraft, name: str, handle: str | None, body: str) -> bool:
+        line = self.s.line
+        specs, rules = [], []
+        for number, raw in enumerate(body.split("\n")[:-1], line + 1):
+            text = raw.strip()
+            if text.split(" ", 1)[0] in ("type", "policy", "comment"):
+                specs.append((number, text))
+                continue
+            rule = fast_rule(text, number)
+            if rule is None:
+                return False
+            rules.append(rule)
+        c = self.chain(t, name, line, create=True)
+        c.handle = int(handle) if handle else c.handle
+        for number, text in specs:
+            items = [text] if text.startswith("comment") else text.split(";")
+            for item in filter(None, (i.strip() for i in items)):
+                key, _, rest = item.partition(" ")
+                self.chain_spec(t, c, key, [rest] if key == "comment" else rest.split(),
+                                number)
+        c.rules.extend(rules)
+        return True
+
+    def fast_set(self, t: TableDraft, kind: str, name: str, handle: str | None,
+                 body: str) -> bool:
+        line = self.s.line
+        lines = body.split("\n")[:-1]
+        start = next((i for i, raw in enumerate(lines)
+                      if raw.lstrip().startswith("elements = {")), len(lines))
+        block = "\n".join(lines[start:]).strip()
+        if block and not block.endswith("}"):
+            return False
+        st = self.set(t, name, line, kind == "map", create=True)
+        st.handle = int(handle) if handle else st.handle
+        for number, raw in enumerate(lines[:start], line + 1):
+            key, _, rest = raw.strip().partition(" ")
+            self.set_spec(st, key, [rest] if key == "comment" else rest.split(), number)
+        if block:
+            st.chunks.append(("add", block[len("elements = {"):-1], line + 1 + start))
+        return True
+
+    def fast_command(self) -> bool:
+        """One `add rule|element|chain` line as kube-proxy writes it."""
+        s = self.s
+        if not s.text.startswith("add ", s.pos):
+            return False
+        end = s.text.find("\n", s.pos)
+        end = s.n if end < 0 else end
+        m = FAST_COMMAND.match(s.text, s.pos, end)
+        if m is None:
+            return False
+        verb, family, table, name, rest = m.groups()
+        line = s.line
+        t = self.table(family, table, line)
+        if verb == "rule":
+            rule = fast_rule(rest.strip(), line)
+            if rule is None or rule[0].split(" ", 1)[0] in ("index", "position", "handle"):
+                return False
+            self.chain(t, name, line).rules.append(rule)
+        elif verb == "element":
+            inner = rest.strip()
+            if not (inner.startswith("{") and inner.endswith("}")) or \
+                    inner.count("{") != 1 or inner.count("}") != 1:
+                return False
+            self.set(t, name, line).chunks.append(("add", inner[1:-1], line))
+        elif rest.strip():
+            return False
+        else:
+            self.chain(t, name, line, create=True)
+        s.pos, self.commands = end, True
+        return True
 
     # -- commands -------------------------------------------------------------------------
     def add(self, verb: str, line: int) -> None:
@@ -575,7 +471,7 @@ class _Reader:
         tables = tuple(self.build_table(t) for t in self.tables.values())
         return NftRuleset(tables, self.source, "nft-f" if self.commands else "nft-text")
 
-    def build_table(self, t: _TableDraft) -> NftTable:
+    def build_table(self, t: TableDraft) -> NftTable:
         source = self.source
         chains = {}
         for c in t.chains.values():
@@ -596,14 +492,29 @@ class _Reader:
         return NftTable(t.family, t.name, chains, sets, t.flags, t.comment, t.handle, t.line)
 
 
+def fast_rule(text: str, line: int) -> tuple[str, int, int | None] | None:
+    """(text, line, handle) of a one-line rule, None if it needs the token reader (a `;`,
+    a `#` that is not `# handle N`, unbalanced braces or quotes)."""
+    handle = None
+    if "#" in text:
+        m = RULE_HANDLE.search(text)
+        if m is None:
+            return None
+        text, handle = text[:m.start()].rstrip(), int(m.group(1))
+    if ";" in text or "#" in text or text.count("{") != text.count("}") or \
+            text.count('"') % 2 or not text:
+        return None
+    return text, line, handle
+
+
 def _updated_sets(text: str) -> set[str]:
     """Sets a rule of this file adds to from the packet path (`update @s { … }`)."""
     if "update @" not in text and "add @" not in text:
         return set()
-    return set(_SET_UPDATE.findall(text))
+    return set(SET_UPDATE.findall(text))
 
 
-def _dynamic(st: _SetDraft, updated: set[str]) -> tuple[frozenset[str], int | None]:
+def _dynamic(st: SetDraft, updated: set[str]) -> tuple[frozenset[str], int | None]:
     """(flags, size) as the kernel holds them: nft makes a set that a rule in the same
     transaction updates `dynamic`, with the default size 65535 unless one was given."""
     if st.name not in updated:
@@ -638,7 +549,7 @@ class _SetElements:
         return tuple(found.values())
 
 
-_TABLE_ITEMS: dict[str, Callable[[_Reader, _TableDraft, int], None]] = {
+_TABLE_ITEMS: dict[str, Callable[[_Reader, TableDraft, int], None]] = {
     "chain": _Reader.chain_item,
     "set": lambda r, t, line: r.set_item(t, line, "set"),
     "map": lambda r, t, line: r.set_item(t, line, "map"),
