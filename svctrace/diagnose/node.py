@@ -43,8 +43,23 @@ class NodeInput:
     iptables: Ruleset | None = None
 
     @property
+    def kube_ruleset(self) -> Ruleset | NftRuleset:
+        """Where kube-proxy's chains are read: the nft rules when they hold kube-proxy's
+        tables (or there is nothing else), else the iptables rules beside them."""
+        if isinstance(self.ruleset, NftRuleset) and self.iptables is not None and \
+                not kubeproxy_nft.kube_proxy_tables(self.ruleset):
+            return self.iptables
+        return self.ruleset
+
+    @property
     def mode(self) -> str:
-        return "nftables" if isinstance(self.ruleset, NftRuleset) else "iptables"
+        return "nftables" if isinstance(self.kube_ruleset, NftRuleset) else "iptables"
+
+    @property
+    def format(self) -> str:
+        ruleset = self.ruleset
+        form = ruleset.format if isinstance(ruleset, NftRuleset) else "iptables-save"
+        return f"iptables-save+{form}" if self.iptables is not None else form
 
 
 @dataclass(frozen=True)
@@ -75,12 +90,14 @@ class NodeExplanation:
     findings: tuple[Finding, ...]
     how: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    mode: str = "iptables"               # kube-proxy's mode, as read from the rules
+    format: str = "iptables-save"        # the form they were read in (rules/detect.py)
 
 
 def explain_node(ex: ClusterExplanation, node_input: NodeInput) -> NodeExplanation:
     """Join the Service's API objects to the rules of one node."""
     svc = ex.service
-    chains = service_chains(svc, node_input.ruleset)
+    chains = service_chains(svc, node_input.kube_ruleset)
     drift = tuple(find_drift(ex, chains, node_input.node.name))
     notes: list[str] = []
     traces = tuple(entry_traces(svc, node_input, notes))
@@ -88,7 +105,8 @@ def explain_node(ex: ClusterExplanation, node_input: NodeInput) -> NodeExplanati
     findings += mode_split_findings(node_input)
     findings += drift_findings(svc, drift, node_input.mode)
     findings += trace_findings(ex, traces)
-    return NodeExplanation(chains, drift, traces, tuple(findings), node_input.how, tuple(notes))
+    return NodeExplanation(chains, drift, traces, tuple(findings), node_input.how, tuple(notes),
+                           node_input.mode, node_input.format)
 
 
 def service_chains(svc: Service, ruleset: Ruleset | NftRuleset) -> tuple[ServiceChains, ...]:
@@ -230,7 +248,7 @@ def entry_traces(svc: Service, node_input: NodeInput, notes: list[str]) -> list[
     """A packet for every entry point the Service has, from the clients that matter."""
     if not _has_virtual_ip(svc):
         return []
-    ruleset, node = node_input.ruleset, node_input.node
+    ruleset, node = node_input.kube_ruleset, node_input.node
     family = _service_family(svc) if isinstance(ruleset, NftRuleset) else ruleset.family
     pod_src = node_input.source or _pod_source(ruleset, family)
     node_ip = _node_address(node, family)

@@ -18,10 +18,15 @@ FORMAT_NAMES = {"iptables-save": "iptables-save output", "nft-text": "`nft list 
                 "nft-json": "`nft -j list ruleset` JSON", "nft-f": "`nft -f` input"}
 
 
+def form_names(form: str) -> str:
+    """"iptables-save+nft-text" → "iptables-save output + `nft list ruleset` text"."""
+    return " + ".join(FORMAT_NAMES.get(f, f) for f in form.split("+"))
+
+
 def header(source: str, mode: str, form: str) -> str:
     """The line naming what was read: `rules.txt: kube-proxy nftables mode, `nft …` text`;
     mode "split" = kube-proxy rules of both modes (iptables-save followed by nft output)."""
-    forms = " + ".join(FORMAT_NAMES.get(f, f) for f in form.split("+"))
+    forms = form_names(form)
     modes = "rules of both kube-proxy modes (iptables and nftables)" if mode == "split" else \
         f"kube-proxy {mode} mode"
     return f"{source}: {modes}, {forms}"
