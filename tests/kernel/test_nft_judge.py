@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import pytest
 from judge import assert_tracer_matches_kernel, describe
-from nft_rig import DUMPS, POOL, nft_missing, nft_outcomes, nft_probe, parse_nft
+from nft_rig import DUMPS, POOL, nft_outcomes, nft_probe, parse_nft, require_nft
 from rig import Probe, probes_for
 
 LAYOUTS = ("1.36", "1.35")
@@ -126,9 +126,7 @@ assert len({c.id for c in CASES + AFFINITY}) == len(CASES + AFFINITY)
 
 @pytest.fixture(scope="module", autouse=True)
 def _nft_rig():
-    why = nft_missing()
-    if why:
-        pytest.fail(why, pytrace=False)
+    require_nft()
     yield
     POOL.close()
 

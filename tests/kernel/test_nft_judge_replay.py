@@ -24,7 +24,7 @@ import math
 
 import pytest
 from judge import describe
-from nft_rig import CAPTURE, NODE2_IP, POOL, load_nft_capture, nft_missing, nft_probe
+from nft_rig import CAPTURE, NODE2_IP, POOL, load_nft_capture, nft_probe, require_nft
 from rig import KERNEL_CASES, Probe, probes_for
 from test_scenarios_replay import case_id
 
@@ -104,9 +104,7 @@ def test_existing_affinity_client_gets_its_pick(form, idx):
 
 @pytest.fixture(scope="module")
 def capture_text():
-    why = nft_missing()
-    if why:
-        pytest.fail(why, pytrace=False)
+    require_nft()
     yield CAPTURE["nft-text"].read_text()
     POOL.close()
 
