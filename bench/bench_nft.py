@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Benchmark `svctrace trace` on kube-proxy nftables dumps against the same Services in
-iptables mode and against nft's own parser.
+"""Benchmark `svctrace trace` and `svctrace rules -o json` on kube-proxy nftables dumps against
+the same Services in iptables mode and against nft's own parser.
 
     python bench/bench_nft.py [--runs 5] [--sizes 1000,10000] [--nft-runs 1] [--keep DIR]
 
@@ -12,10 +12,14 @@ from process start to exit, with the peak RSS of the child (wait4 rusage):
   trace-nft       python -m svctrace trace --rules NFT_DUMP --dst <a ClusterIP>:80 --src <pod>
   trace-nft-f     the same on the dump in kube-proxy's `nft -f` form
   trace-iptables  python -m svctrace trace --rules IPTABLES_DUMP --dst … --src …
+  rules-nft       python -m svctrace rules --rules NFT_DUMP -o json   (every Service)
+  rules-iptables  python -m svctrace rules --rules IPTABLES_DUMP -o json
   nft-check       nft -c -f NFT_DUMP   (in a scratch network namespace; --nft-runs runs)
 
-Targets (issue 8, on the 10k dump): trace-nft <= 1.0 x trace-iptables, trace-nft <= 0.05 x
-nft-check, peak RSS <= 300 MB. Needs root for the namespace (nft-check is skipped without it).
+Targets (issue 8, on the 10k dump): trace-nft <= 1.0 x trace-iptables, rules-nft <= 1.0 x
+rules-iptables ("x iptables" compares each row with its own command on the iptables dump),
+trace-nft <= 0.05 x nft-check, peak RSS <= 300 MB. Needs root for the namespace (nft-check is
+skipped without it).
 """
 
 from __future__ import annotations
@@ -52,6 +56,9 @@ def bench_size(n: int, runs: int, nft_runs: int, workdir: Path, ns: str | None
         "trace-nft-f": measure("trace-nft-f", [*py, str(nft_f)], runs),
         "trace-iptables": measure("trace-iptables", [*py, str(ipt_dump)], runs),
     }
+    rules = [sys.executable, "-m", "svctrace", "rules", "-o", "json", "--rules"]
+    results["rules-nft"] = measure("rules-nft", [*rules, str(nft_dump)], runs)
+    results["rules-iptables"] = measure("rules-iptables", [*rules, str(ipt_dump)], runs)
     if ns is None:
         results["nft-check"] = Result("nft-check")
         results["nft-check"].error = "skipped (needs root and ip netns)"
@@ -62,17 +69,19 @@ def bench_size(n: int, runs: int, nft_runs: int, workdir: Path, ns: str | None
 
 
 def report(results: dict[str, Result]) -> None:
-    ipt = results["trace-iptables"].median
     check = results["nft-check"].median
     print(f"{'command':15} {'median s':>9} {'runs':>5} {'peak RSS MB':>12} {'x iptables':>11} "
           f"{'x nft -c':>9}")
     for key, r in results.items():
+        twin = results.get(key.split("-")[0] + "-iptables")
+        ipt = twin.median if twin is not None else None
         vs_ipt = r.median / ipt if r.median is not None and ipt else None
         vs_check = r.median / check if r.median is not None and check else None
         print(f"{key:15} {fmt(r.median, '9.3f')} {len(r.times):5d} {fmt(r.peak_mb, '12.1f')} "
               f"{fmt(vs_ipt, '11.2f')} {fmt(vs_check, '9.3f')}"
               + (f"   {r.error}" if r.error else ""))
-    print("(targets on 10k: trace-nft <= 1.0 x iptables, <= 0.05 x nft -c; RSS <= 300 MB)")
+    print("(targets on 10k: trace-nft and rules-nft <= 1.0 x iptables, trace-nft <= 0.05 x "
+          "nft -c; RSS <= 300 MB)")
 
 
 def main() -> int:
