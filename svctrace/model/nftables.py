@@ -101,6 +101,15 @@ def _canonical(value: Any) -> Any:
     return value
 
 
+def key_text(key: Any) -> str | None:
+    """An element key as nft prints it when it is plain values (`10.96.0.10 . tcp . 80`);
+    None for prefixes, ranges and other structured keys."""
+    parts = key if isinstance(key, list) else [key]
+    if not all(isinstance(p, (str, int)) and not isinstance(p, bool) for p in parts):
+        return None
+    return " . ".join(str(p) for p in parts)
+
+
 @dataclass(frozen=True, slots=True)
 class NftElement:
     """One element of a set or map. `key` is json-shaped: a value (`"10.96.0.1"`, `80`), a
@@ -120,7 +129,8 @@ class NftSet:
     "inet_service")`). Elements keep the kernel's order as listed."""
 
     __slots__ = ("name", "family", "table", "type", "map", "flags", "timeout", "size",
-                 "comment", "handle", "line", "dynamic", "typeof", "_elements", "_parser")
+                 "comment", "handle", "line", "dynamic", "typeof", "_elements", "_parser",
+                 "_index")
 
     def __init__(self, name: str, family: str, table: str, type: tuple[str, ...],
                  map: tuple[str, ...] | None = None, flags: frozenset[str] = frozenset(),
@@ -133,6 +143,28 @@ class NftSet:
         self.flags, self.timeout, self.size, self.comment = flags, timeout, size, comment
         self.handle, self.line, self.dynamic, self.typeof = handle, line, dynamic, typeof
         self._elements, self._parser = elements, parser
+        self._index: dict[str, NftElement | Callable[[], NftElement]] | None = None
+
+    def lookup(self, key: Any) -> NftElement | None:
+        """The element whose key is exactly `key` (a value, or a list for a concatenation),
+        or None. Meant for sets without intervals (a prefix or range element is not found by
+        an address inside it). When the reader can index the elements' text, only the
+        element found is read: a trace looks up one key in maps of 10,000."""
+        text = key_text(key)
+        if text is None:
+            return next((e for e in self.elements if e.key == key), None)
+        if self._index is None:
+            keyed = getattr(self._parser, "keyed", None) if self._elements is None else None
+            index = keyed(self) if keyed is not None else None
+            if index is None:
+                index = {t: e for e in self.elements if (t := key_text(e.key)) is not None}
+            self._index = index
+        found = self._index.get(text)
+        if found is None or isinstance(found, NftElement):
+            return found if found is not None and found.key == key else None
+        element = found()
+        self._index[text] = element
+        return element if element.key == key else None
 
     @property
     def is_map(self) -> bool:

@@ -116,3 +116,47 @@ def fast_items(text: str, dtype: Any, data_type: Any, verdicts: bool,
                 return None
             items.append(key)
     return items
+
+
+def _canonical_part(text: str, dtype: str) -> str | None:
+    """One key part as the model's `key_text` spells the value it reads to."""
+    if dtype == "ipv4_addr":
+        return text if IPV4.match(text) else None
+    if dtype == "ipv6_addr":
+        return _ipv6(text)
+    if dtype == "inet_proto":
+        proto = _proto(text)
+        return None if proto is None else str(proto)
+    if dtype in ("inet_service", "integer", "mark"):
+        number = _number(text)
+        return None if number is None else str(number)
+    return None
+
+
+def keyed_items(text: str, key_type: tuple[str, ...]) -> dict[str, str] | None:
+    """key text (as the model's `key_text` spells it) → the raw element text, for a regular
+    element list; None when it is not regular enough to trust a text index. Addresses are
+    not validated here: a malformed one is reported when the element is read."""
+    if _SLOW.search(text):
+        return None
+    count = len(key_type)
+    protos = [i for i, t in enumerate(key_type) if t == "inet_proto"]
+    numbers = [i for i, t in enumerate(key_type) if t in ("inet_service", "integer", "mark")]
+    plain = [i for i, t in enumerate(key_type) if t == "ipv4_addr"]
+    if len(protos) + len(numbers) + len(plain) != count:
+        return None
+    out: dict[str, str] = {}
+    for raw in text.split(","):
+        key = raw.partition(" : ")[0].strip()
+        parts = key.split(" . ")
+        if len(parts) != count:
+            return None
+        if all(parts[i] in PROTO_NAMES for i in protos) and \
+                all(parts[i].isdigit() and parts[i][0] != "0" for i in numbers):
+            out[key] = raw
+            continue
+        canon = [_canonical_part(p.strip(), t) for p, t in zip(parts, key_type, strict=True)]
+        if None in canon:
+            return None
+        out[" . ".join(canon)] = raw  # type: ignore[arg-type]
+    return out

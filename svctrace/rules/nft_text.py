@@ -15,6 +15,7 @@ used: a 10,000-Service node has 60,000 elements and a trace looks at a few. Call
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from svctrace.errors import RuleSyntaxError
 from svctrace.model.nftables import (
@@ -27,6 +28,7 @@ from svctrace.model.nftables import (
     NftTable,
     Statement,
 )
+from svctrace.rules.nft_fast import keyed_items
 from svctrace.rules.nft_lang import parse_duration, parse_elements, parse_rule, unquote
 from svctrace.rules.nft_scan import (
     CHAIN_BLOCK,
@@ -531,6 +533,24 @@ class _SetElements:
 
     def __init__(self, chunks: list[tuple[str, str, int]], source: str) -> None:
         self.chunks, self.source = list(chunks), source
+
+    def keyed(self, st: NftSet) -> dict[str, NftElement | Callable[[], NftElement]] | None:
+        """key text → a reader of that one element (NftSet.lookup), when every block only
+        adds regular elements; None otherwise."""
+        if any(op != "add" for op, _, _ in self.chunks):
+            return None
+        index: dict[str, NftElement | Callable[[], NftElement]] = {}
+        for _, text, line in self.chunks:
+            items = keyed_items(text, st.type)
+            if items is None:
+                return None
+            for key, raw in items.items():
+                index.setdefault(key, partial(self.one, st, raw, line))
+        return index
+
+    def one(self, st: NftSet, raw: str, line: int) -> NftElement:
+        (element,) = parse_elements(raw, st.family, st.type, st.map, self.source, line)
+        return element
 
     def __call__(self, st: NftSet) -> tuple[NftElement, ...]:
         def read(text: str, line: int) -> list[NftElement]:
