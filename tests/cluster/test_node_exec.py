@@ -334,3 +334,21 @@ def test_nftables_node_through_exec(cert_dir: Path, tmp_path: Path, args: list[s
         assert [" ".join(r.query_all("command")) for r in api.exec_requests] == ran
     assert where == f"{source} in kube-system/{NODE2_PROXY} on node node2"
     assert rules_format(parse_rules(text, where)) == form
+
+
+def test_explain_node_in_nftables_mode(cert_dir: Path, tmp_path: Path) -> None:
+    """`explain svc/web --node node2` on a node whose kube-proxy runs nftables mode: its
+    iptables-save has no KUBE-SERVICES, so the rules come from `nft -j list ruleset`."""
+    with FakeApiServer(copy.deepcopy(load_items(DEMO)) + [_nft_pod([])], cert_dir) as api:
+        api.on_exec("kube-system", NODE2_PROXY, ExecScript(stdout=NO_KUBE), ("iptables-save",))
+        api.on_exec("kube-system", NODE2_PROXY, ExecScript(stdout=NFT_JSON, chunk=1000),
+                    NFT_JSON_COMMAND)
+        proc = explain(api.kubeconfig(tmp_path / "kubeconfig"), "node2")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["rules"]["source"][0] == \
+        f"rules: nft -j list ruleset in kube-system/{NODE2_PROXY} on node node2"
+    assert (data["rules"]["mode"], data["rules"]["format"]) == ("nftables", "nft-json")
+    assert data["drift"] == [] and data["findings"] == []
+    for trace in data["traces"]:
+        assert sorted(o["destination"] for o in trace["outcomes"]) == BACKENDS
