@@ -65,6 +65,17 @@ class NftRig(Rig):
              input="flush ruleset\n" + rules_text)
         self.nft_loaded = rules_text
 
+    def load_split(self, nft_text: str, iptables_text: str) -> None:
+        """kube-proxy's nft tables plus iptables rules (iptables-nft, as a mode switch leaves
+        them): both see every packet."""
+        key = nft_text + "\0" + iptables_text
+        if self.nft_loaded == key:
+            return
+        self.load(nft_text)
+        self.nft_loaded = None
+        _run(["ip", "netns", "exec", self.node_ns, "iptables-nft-restore"], input=iptables_text)
+        self.nft_loaded = key
+
     def save(self, family: int = 4, json_form: bool = False) -> str:
         argv = ["nft", "-j", "list", "ruleset"] if json_form else ["nft", "list", "ruleset"]
         return _run(["ip", "netns", "exec", self.node_ns, *argv])
@@ -136,7 +147,7 @@ def parse_nft(text: str, source: str, form: str):
 
 
 def nft_outcomes(ruleset, probe: Probe, *, local_ips: tuple[str, ...] = NODE_IPS,
-                 affinity_hit: frozenset[str] = frozenset()) -> TracerResult:
+                 affinity_hit: frozenset[str] = frozenset(), iptables=None) -> TracerResult:
     """Trace `probe` through an NftRuleset with svctrace's Python API."""
     from svctrace.model.packet import make_packet
     from svctrace.model.trace import node_context
@@ -144,8 +155,8 @@ def nft_outcomes(ruleset, probe: Probe, *, local_ips: tuple[str, ...] = NODE_IPS
 
     packet = make_packet(probe.src, probe.dst, protocol=probe.proto, sport=40000,
                          dport=probe.dport)
-    trace = trace_nft(packet, ruleset, node_context(list(local_ips),
-                                                    affinity_hit=affinity_hit))
+    trace = trace_nft(packet, ruleset, node_context(list(local_ips), affinity_hit=affinity_hit),
+                      iptables)
     items = [(o.destination, o.verdict, o.masquerade, o.probability,
               [a.describe() for a in o.assumptions]) for o in trace.outcomes]
     return _reduce(items, trace)
