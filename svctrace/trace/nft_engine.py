@@ -62,23 +62,27 @@ class HookChain:
     nat: bool
     nft: NftChain | None = None
     iptables: Chain | None = None
+    order: int = 0                # among equal priorities: lower runs first
 
 
 def hook_chains(ruleset: NftRuleset | None, iptables: Ruleset | None, family: int
                 ) -> dict[str, list[HookChain]]:
-    """Every chain at each hook for `family`, in the order the kernel runs them."""
+    """Every chain at each hook for `family`, in the order the kernel runs them: by priority;
+    on equal priorities the hook registered last runs first (nf_hook_entries_grow inserts a
+    new hook before existing ones of the same priority), i.e. the chain created last, and
+    nft chains before the iptables chains of a mode switch that left those behind."""
     found: list[HookChain] = []
-    for chain in ruleset.base_chains() if ruleset else ():
-        if chain.table_family in _FAMILIES[family] and chain.hook:
+    for index, chain in enumerate(ruleset.chains() if ruleset else ()):
+        if chain.hook and chain.table_family in _FAMILIES[family]:
             found.append(HookChain(chain.hook, chain.priority or 0, chain.type == "nat",
-                                   nft=chain))
+                                   nft=chain, order=-index))
     if iptables is not None and iptables.family == family:
         for (table, name), (hook, prio) in _IPT_CHAINS.items():
             ipt = iptables.chain(table, name)
             if ipt is not None:
-                found.append(HookChain(hook, prio, table == "nat", iptables=ipt))
+                found.append(HookChain(hook, prio, table == "nat", iptables=ipt, order=1))
     by_hook: dict[str, list[HookChain]] = {}
-    for hc in sorted(found, key=lambda h: h.priority):      # stable: listing order on ties
+    for hc in sorted(found, key=lambda h: (h.priority, h.order)):
         by_hook.setdefault(hc.hook, []).append(hc)
     return by_hook
 

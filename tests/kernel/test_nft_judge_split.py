@@ -9,7 +9,8 @@ mangle mark before nft's nat decides nft's masquerade, an iptables DNAT for an a
 does not handle, an iptables filter DROP for one of the endpoints nft DNATed to.
 
 Then other owners' nft tables beside kube-proxy's (a firewall's inet table, a nat chain at an
-earlier priority): every base chain runs, and the first NAT at a hook wins.
+earlier priority, two chains at the same priority): every base chain runs, the first NAT at
+a hook wins, and of chains with equal priorities the one created last runs first.
 """
 
 from __future__ import annotations
@@ -90,11 +91,20 @@ add rule inet fw forward ip saddr 10.244.2.251 tcp dport 8080 drop
 add table ip early
 add chain ip early pre { type nat hook prerouting priority -150 ; }
 add rule ip early pre ip saddr 10.244.2.252 tcp dport 80 dnat to 10.244.7.7:8080
+add table ip first
+add chain ip first check { type filter hook forward priority 5 ; }
+add rule ip first check ip saddr 10.244.2.253 meta mark set 0x1
+add table ip second
+add chain ip second check { type filter hook forward priority 5 ; }
+add rule ip second check meta mark 0x1 drop
 """
 OTHER_CASES = [
     ("firewall-after-kube-proxy-dnat", Probe("10.244.2.251", "10.96.1.10", 80), {"DROP"}, False),
     ("earlier-nat-chain-wins", Probe("10.244.2.252", "10.96.1.10", 80), {"10.244.7.7:8080"},
      False),
+    # equal priorities: the chain created last runs first, so the drop sees no mark yet
+    ("equal-priority-last-created-first", Probe("10.244.2.253", "10.96.1.10", 80),
+     {"10.244.1.11:8080", "10.244.2.12:8080", "10.244.2.13:8080"}, False),
     ("untouched-by-the-others", Probe("10.244.2.250", "10.96.1.10", 80),
      {"10.244.1.11:8080", "10.244.2.12:8080", "10.244.2.13:8080"}, False),
 ]

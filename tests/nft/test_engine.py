@@ -63,6 +63,11 @@ VERDICT_CASES = [
       "add rule ip t late meta mark 0x1 drop",
       "add chain ip t early { type filter hook forward priority -10 ; }",
       "add rule ip t early meta mark set 0x1"], {("DROP", None, False, ONE)}),
+    ("equal-priority-last-created-runs-first",   # checked in a netns: the kernel does so
+     ["add chain ip t one { type filter hook forward priority 5 ; }",
+      "add rule ip t one meta mark set 0x1",
+      "add chain ip t two { type filter hook forward priority 5 ; }",
+      "add rule ip t two meta mark 0x1 drop"], {("ACCEPT", None, False, ONE)}),
     ("jump-then-return-continues", ["add rule ip t fwd jump c", "add rule ip t fwd drop",
                                     "add rule ip t c return", "add rule ip t c accept"],
      {("DROP", None, False, ONE)}),
