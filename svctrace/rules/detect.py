@@ -32,6 +32,7 @@ from svctrace.model.ruleset import Ruleset
 AnyRules = Ruleset | NftRuleset | ModeSplit
 NFT_COMMANDS = frozenset({"add", "create", "insert", "replace", "delete", "destroy", "flush",
                           "define", "include"})
+_NFT_JSON = re.compile(r'^\{\s*"nftables"', re.M)
 _IPTABLES_TABLE = re.compile(r"^\*[a-z]+[ \t]*$", re.M)
 _NFT_TABLE = re.compile(r"^[ \t]*(?:table|add[ \t]+table|create[ \t]+table)[ \t]", re.M)
 _FORMS_HINT = ("expected iptables-save output, `nft list ruleset`, `nft -j list ruleset` "
@@ -60,6 +61,8 @@ def rules_form(text: str) -> str:
     """The form of `text` (see the module docstring); RulesError if it is none of them."""
     word = _first_word(text)
     if word.startswith("*") or word.startswith(":"):
+        if _NFT_JSON.search(text):
+            return "iptables-save+nft-json"
         nft = _NFT_TABLE.search(text)
         if nft is None:
             return "iptables-save"

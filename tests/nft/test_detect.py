@@ -24,6 +24,7 @@ FORMS = {
     "iptables-then-nft": (IPT + NFT_TEXT, "iptables-save+nft-text", "split", ModeSplit),
     "nft-then-iptables": (NFT_TEXT + IPT, "iptables-save+nft-text", "split", ModeSplit),
     "iptables-then-nft-f": (IPT + NFT_F, "iptables-save+nft-f", "split", ModeSplit),
+    "iptables-then-nft-json": (IPT + NFT_JSON, "iptables-save+nft-json", "split", ModeSplit),
 }
 
 
