@@ -280,8 +280,9 @@ class NftEngine:
             raise RulesError(f"{_label(chain)}: chain {chain.name} jumps to {target!r}, "
                              "which does not exist", "the kernel refuses such a ruleset")
         if sub.name in stack or len(stack) > MAX_DEPTH:
-            loop = " → ".join((*stack, sub.name))
-            raise RulesError(f"jump loop in table {_label(chain)}: {loop}",
+            path = " → ".join((*stack, sub.name))
+            what = "jump loop" if sub.name in stack else f"jumps nested deeper than {MAX_DEPTH}"
+            raise RulesError(f"{what} in table {_label(chain)}: {path}",
                              "the kernel refuses such a ruleset; check where it came from")
         out: list[tuple[BranchState, str]] = []
         for s, v in self.run_chain(replace(ctx, bindings={}), sub, (*stack, sub.name)):

@@ -264,6 +264,15 @@ def test_jump_loop_is_reported():
         trace(r)
 
 
+def test_nesting_deeper_than_the_kernel_allows_is_reported():
+    names = [f"c{i}" for i in range(20)]
+    r = rules("add rule ip t fwd jump c0",
+              *(f"add rule ip t {a} jump {b}" for a, b in zip(names, names[1:], strict=False)),
+              chains=tuple(names))
+    with pytest.raises(RulesError, match="deeper than 16"):
+        trace(r)
+
+
 def test_inet_tables_see_both_families_and_nfproto():
     r = parse_rules("add table inet f\n"
                     "add chain inet f fwd { type filter hook forward priority 0 ; }\n"
