@@ -97,3 +97,16 @@ def test_affinity_hit_names_an_endpoint_or_a_set() -> None:
         doc = trace_json(*base, "--affinity-hit", hit)
         assert [o["destination"] for o in doc["outcomes"]] == ["10.244.2.60:3000"]
         assert doc["outcomes"][0]["probability"] == 1.0
+
+
+def test_a_jump_loop_is_a_rules_error(tmp_path: Path) -> None:
+    (tmp_path / "loop.nft").write_text(
+        "add table ip t\nadd chain ip t fwd { type filter hook forward priority 0 ; }\n"
+        "add chain ip t a\nadd chain ip t b\nadd rule ip t fwd jump a\n"
+        "add rule ip t a jump b\nadd rule ip t b jump a\n")
+    proc = run("--rules", str(tmp_path / "loop.nft"), "--dst", "10.96.0.1:80", "--src",
+               "10.244.2.9")
+    assert proc.returncode == 5
+    lines = proc.stderr.strip().splitlines()
+    assert lines[0] == "svctrace: error: jump loop in table ip t: fwd → a → b → a"
+    assert "Traceback" not in proc.stderr
