@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import subprocess
 
+import pytest
 import rig as rigmod
+from conftest import in_ci
 from rig import RigError
 
 # form → the nft arguments that print it
@@ -69,3 +72,12 @@ def nft_check(dump: str) -> str:
         p = subprocess.run(["ip", "netns", "exec", ns.name, "nft", "-c", "-f", "-"], input=dump,
                            capture_output=True, text=True, timeout=120)
         return "" if p.returncode == 0 else p.stderr
+
+
+def require_nft() -> None:
+    """Skip without nft, except in CI (CI=true), where a kernel test that cannot run fails."""
+    if shutil.which("nft") is None:
+        why = "nft is not installed (apt-get install nftables)"
+        if in_ci():
+            pytest.fail(f"kernel test cannot run in CI: {why}", pytrace=False)
+        pytest.skip(why)

@@ -10,13 +10,11 @@ form, firewalld-like, Docker/CNI-like with inet, ip6 and netdev tables).
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import in_ci
-from nftforms import listed_forms, nft_check
+from nftforms import listed_forms, nft_check, require_nft
 
 from svctrace.model.nftables import NftRuleset
 from svctrace.rules.detect import parse_rules, rules_form
@@ -27,11 +25,7 @@ DUMPS = sorted(FIX.glob("*/node2.nft.txt")) + sorted((FIX / "nft").glob("*.nft")
 
 @pytest.fixture(scope="module", autouse=True)
 def _nft_installed() -> None:
-    if shutil.which("nft") is None:
-        why = "nft is not installed (apt-get install nftables)"
-        if in_ci():
-            pytest.fail(f"kernel test cannot run in CI: {why}", pytrace=False)
-        pytest.skip(why)
+    require_nft()
 
 
 def _model(text: str, name: str) -> NftRuleset:

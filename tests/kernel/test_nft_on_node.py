@@ -8,12 +8,11 @@ nothing: `nft list ruleset`, iptables-nft-save, iptables-legacy-save (minus time
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import in_ci
+from nftforms import require_nft
 from nodeexec import NodeNetns
 
 pytestmark = pytest.mark.kernel
@@ -69,11 +68,7 @@ NODES = [
 
 @pytest.fixture(scope="module", autouse=True)
 def _nft_installed() -> None:
-    if shutil.which("nft") is None:
-        why = "nft is not installed (apt-get install nftables)"
-        if in_ci():
-            pytest.fail(f"kernel test cannot run in CI: {why}", pytrace=False)
-        pytest.skip(why)
+    require_nft()
 
 
 def _snapshot(ns: NodeNetns) -> tuple[object, str]:
