@@ -46,7 +46,7 @@ def bench_size(n: int, runs: int, nft_runs: int, workdir: Path, ns: str | None
     ipt_dump = workdir / f"iptables{n}.txt"
     nft_dump.write_text(gen_nft_dump.generate(n, 5, 10, "text"))
     nft_f.write_text(gen_nft_dump.generate(n, 5, 10, "f"))
-    ipt_dump.write_text(gen_kubeproxy_dump.generate(n, 5))
+    ipt_dump.write_text(gen_kubeproxy_dump.generate(n, 5, 10))
     sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.1f} MB"
                       for p in (nft_dump, nft_f, ipt_dump))
     print(f"\n{n} Services x 5 endpoints: {sizes}", flush=True)
