@@ -6,6 +6,7 @@ names, ports), or kube-proxy's own recipe applied to the API objects.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -109,14 +110,17 @@ def test_tampered_hash_is_not_verified() -> None:
 # --- every service port of the real captures, against the API objects ---------------------------
 
 NODE = "node2"                       # the capture's nftables node
-DEMO, PUB = FIX / "rig-v1.36", FIX / "rig-v1.36-scenarios"
-API = {DEMO: [DEMO / "api" / "all.json", DEMO / "api" / "default-kubernetes.json"],
-       PUB: [DEMO / "api" / "all.json", DEMO / "api" / "default-kubernetes.json",
-             PUB / "api" / "all.json"]}
+DEMO, PUB, LARGE = FIX / "rig-v1.36", FIX / "rig-v1.36-scenarios", FIX / "rig-v1.36-large"
+_DEMO_API = [DEMO / "api" / "all.json", DEMO / "api" / "default-kubernetes.json"]
+API = {DEMO: _DEMO_API, PUB: [*_DEMO_API, PUB / "api" / "all.json"],
+       LARGE: [*_DEMO_API, LARGE / "api" / "all.json"]}
 _MAPPED: dict[Path, list[ServiceChains]] = {}
 
 
 def mapped(path: Path) -> list[ServiceChains]:
+    """The service ports of a capture (JSON, or text where there is no JSON)."""
+    if path.suffix == ".txt":
+        return mapped_text(path)
     if path not in _MAPPED:
         _MAPPED[path] = kn.map_services(parse_nft_json(path.read_text(), str(path)))
     return _MAPPED[path]
@@ -135,6 +139,7 @@ def _categorize(endpoints: list[dict], local_only: bool) -> list[dict]:
                      if c.get("serving", True) and c.get("terminating", False)]
 
 
+@functools.cache
 def expected_ports(rig: Path) -> dict[str, dict]:
     """What kube-proxy must have programmed on node2 for every service port, from the API."""
     items = _api_items(rig)
@@ -178,11 +183,12 @@ def expected_ports(rig: Path) -> dict[str, dict]:
     return out
 
 
-RIGS = [(DEMO / "node2.nft.json", DEMO), (PUB / "node2.nft.json", PUB)]
+RIGS = [(DEMO / "node2.nft.json", DEMO), (PUB / "node2.nft.json", PUB),
+        (LARGE / "node2.nft.txt", LARGE)]
 PORT_CASES = [(dump, rig, spn) for dump, rig in RIGS for spn in sorted(expected_ports(rig))]
 
 
-@pytest.mark.parametrize("dump,rig", RIGS, ids=["rig-v1.36", "rig-v1.36-scenarios"])
+@pytest.mark.parametrize("dump,rig", RIGS, ids=[r.name for _, r in RIGS])
 def test_exactly_the_api_service_ports_are_found(dump: Path, rig: Path) -> None:
     found = mapped(dump)
     assert sorted(s.spn for s in found) == sorted(expected_ports(rig))
