@@ -28,7 +28,14 @@ from svctrace.model.packet import Packet
 from svctrace.model.ruleset import Chain, Ruleset
 from svctrace.model.trace import Assumption, NodeContext, Step, Trace
 from svctrace.trace.engine import MAX_BRANCHES, _Engine, _outcome
-from svctrace.trace.nft_expr import Context, Fork, SetIndex, anonymous_items, kind_of_type
+from svctrace.trace.nft_expr import (
+    Context,
+    Fork,
+    SetIndex,
+    anonymous_items,
+    kind_of_type,
+    lookup_form,
+)
 from svctrace.trace.nft_stmt import STATEMENTS, Verdict, describe
 from svctrace.trace.state import BranchState, Hook, Unknown
 
@@ -49,6 +56,7 @@ _IPT_CHAINS = {   # iptables-nft / -legacy built-in chains: (hook, priority, nat
 }
 _DNAT_HOOKS = ("prerouting", "output")
 _IP_HOOKS = ("prerouting", "input", "forward", "output", "postrouting")
+_EXACT_TYPES = {"ipv4_addr", "ipv6_addr", "inet_proto", "inet_service"}
 
 Done = list[tuple[BranchState, str]]
 
@@ -327,13 +335,17 @@ class _Lookups:
     def _set(self, ref: Any) -> NftSet | None:
         return self.table.set(ref) if isinstance(ref, str) and self.table else None
 
-    def index(self, ref: Any, kind: Any) -> tuple[SetIndex, Any] | Unknown:
+    def find(self, ref: Any, value: Any, kind: Any) -> tuple[bool, Any] | Unknown:
         if not isinstance(ref, str):
-            return self.engine.anonymous_index(ref, kind), kind
+            return self.engine.anonymous_index(ref, kind).lookup(value)
         nft_set = self._set(ref)
         if nft_set is None:
             return Unknown(f"set {ref} (not in the table)")
-        return self.engine.set_index(nft_set, kind), kind_of_type(nft_set.type)
+        key = element_key(nft_set, value)
+        if key is not None:            # read only the element with this key (a big map)
+            element = nft_set.lookup(key)
+            return element is not None, element.value if element is not None else None
+        return self.engine.set_index(nft_set, kind).lookup(value)
 
     def dynamic(self, ref: Any) -> bool:
         nft_set = self._set(ref)
@@ -352,6 +364,18 @@ class _Lookups:
     def _key(self, name: str, value: Any) -> str:
         where = _label_of(self.table) if self.table else "?"
         return f"{where}/{name}|{value!r}"
+
+
+def element_key(nft_set: NftSet, value: Any) -> Any:
+    """`value` as the key of an exact-key set's element (addresses as text, protocols by name,
+    ports as numbers; a list for a concatenation), or None when only a scan can tell: an
+    interval set, or a key type compared otherwise (flags, wildcards)."""
+    if nft_set.interval or not set(nft_set.type) <= _EXACT_TYPES:
+        return None
+    key = lookup_form(value)
+    if isinstance(key, tuple):
+        return list(key) if len(key) == len(nft_set.type) > 1 else None
+    return key if len(nft_set.type) == 1 else None
 
 
 def is_dynamic(nft_set: NftSet) -> bool:

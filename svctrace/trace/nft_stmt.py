@@ -19,7 +19,6 @@ from svctrace.trace.nft_expr import (
     MISS,
     Context,
     Miss,
-    SetIndex,
     evaluate,
     holds,
     normalize,
@@ -35,8 +34,8 @@ _IGNORED = ("counter", "log", "comment")
 class Lookups(Protocol):
     """What statements need from the engine: the sets of the rule's table, resolved and cached."""
 
-    def index(self, ref: Any, kind: Any) -> tuple[SetIndex, Any] | Unknown:
-        """The index of `@name` or of an anonymous `{"set": …}`, with the kind of its keys."""
+    def find(self, ref: Any, value: Any, kind: Any) -> tuple[bool, Any] | Unknown:
+        """Is `value` in `@name` or an anonymous `{"set": …}`, and the element's data."""
 
     def dynamic(self, ref: Any) -> bool:
         """Is `@name` a set the kernel fills at run time (affinity)?"""
@@ -52,11 +51,7 @@ def lookup(look: Lookups, ctx: Context, ref: Any, value: Any, kind: Any) -> tupl
         Unknown:
     if isinstance(ref, str) and look.dynamic(ref):
         return look.member(ref, value), None
-    found = look.index(ref, kind)
-    if isinstance(found, Unknown):
-        return found
-    index, _ = found
-    return index.lookup(value)
+    return look.find(ref, value, kind)
 
 
 _ORDER: dict[str, Callable[[Any, Any], Any]] = {
