@@ -20,7 +20,13 @@ NUMBER = re.compile(r"(?:0x[0-9a-fA-F]+|\d+)\Z")
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 IPV4 = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}\Z")
 PROTO_NAMES = frozenset(INET_PROTOS.values())
-_SLOW = re.compile(r'["{}#]|\b(?:timeout|expires|comment|counter)\b')
+_SLOW_MARKS = ('"', "{", "}", "#", "timeout", "expires", "comment", "counter")
+
+
+def _slow(text: str) -> bool:
+    """Quotes, braces, comments or element options: for the token reader (a chain name
+    holding one of the words only costs the fast path)."""
+    return any(mark in text for mark in _SLOW_MARKS)
 
 
 def _ipv4(text: str) -> str | None:
@@ -94,7 +100,7 @@ def fast_items(text: str, dtype: Any, data_type: Any, verdicts: bool,
     """The items of an element list (without its braces) as nft_lang's `set_items` builds
     them — values, or [key, data] pairs; concatenations as lists if `as_list` — or None when
     the token reader must read it."""
-    if _SLOW.search(text) or not text.strip():
+    if _slow(text) or not text.strip():
         return None
     is_map = data_type is not None or verdicts
     read_key = _reader(dtype, as_list)
@@ -137,7 +143,7 @@ def keyed_items(text: str, key_type: tuple[str, ...]) -> dict[str, str] | None:
     """key text (as the model's `key_text` spells it) → the raw element text, for a regular
     element list; None when it is not regular enough to trust a text index. Addresses are
     not validated here: a malformed one is reported when the element is read."""
-    if _SLOW.search(text):
+    if _slow(text):
         return None
     count = len(key_type)
     protos = [i for i, t in enumerate(key_type) if t == "inet_proto"]

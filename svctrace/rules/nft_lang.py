@@ -341,10 +341,8 @@ class RuleParser:
     def set_items(self, dtype: Any, data_type: Any, verdicts: bool = False) -> list[Any]:
         """Elements of an anonymous set or map, after its `{`, through its `}`."""
         toks, start = self.toks, self.i
-        end = start
-        while end < len(toks) and toks[end] not in ("{", "}"):
-            end += 1
-        if end < len(toks) and toks[end] == "}":
+        end = toks.index("}", start) if "}" in toks[start:] else -1
+        if end >= 0 and "{" not in toks[start:end]:
             fast = fast_items(" ".join(toks[start:end]), dtype, data_type, verdicts)
             if fast is not None:
                 self.i = end + 1
