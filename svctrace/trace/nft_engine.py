@@ -232,13 +232,13 @@ class NftEngine:
         share = Fraction(1, fork.values)
         for i in range(fork.values):
             self.count_branch()
-            s = before.fork()
-            s.probability *= share
-            sub = replace(ctx, state=s, bindings={**ctx.bindings, id(fork.expr): i})
+            base = before.fork()                 # untouched by a partial evaluation
+            base.probability *= share
+            sub = replace(ctx, state=base.fork(), bindings={**ctx.bindings, id(fork.expr): i})
             try:
                 result = self.evaluate(sub, chain, rule)
-            except Fork as inner:
-                results.extend(self.fork(sub, s.fork(), chain, rule, stack, inner))
+            except Fork as inner:                # a second numgen in the same rule
+                results.extend(self.fork(sub, base, chain, rule, stack, inner))
                 continue
             results.extend(self.apply(sub, chain, rule, result, stack, float(share)))
         return results

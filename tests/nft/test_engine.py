@@ -186,6 +186,22 @@ def test_numgen_vmap_forks_into_chains():
                            ("ACCEPT", "10.244.1.2:81", False, Fraction(1, 2))}
 
 
+def test_two_numgens_in_one_rule_fork_both_ways():
+    t = trace(rules("add rule ip t pre meta mark set numgen random mod 2",
+                    "add rule ip t fwd meta mark 1 numgen inc mod 3 0 drop"))
+    assert sorted((o.verdict, Fraction(o.probability).limit_denominator(100))
+                  for o in t.outcomes) == [("ACCEPT", Fraction(1, 6)), ("ACCEPT", Fraction(1, 6)),
+                                           ("ACCEPT", Fraction(1, 2)), ("DROP", Fraction(1, 6))]
+
+
+def test_a_rule_that_stops_keeps_what_it_did_before():
+    # nft runs a rule's expressions in order: a mark set before a match that fails stays set;
+    # the numgen after it forks each branch from the rule's start, not from half-way
+    t = trace(rules("add rule ip t pre meta mark set meta mark ^ 0x1 numgen random mod 2 0",
+                    "add rule ip t fwd meta mark 0x1 drop"))
+    assert [(o.verdict, o.probability) for o in t.outcomes] == [("DROP", 0.5), ("DROP", 0.5)]
+
+
 def test_map_miss_stops_the_rule():
     t = trace(rules("add rule ip t dnat dnat to th dport map { 81 : 10.244.1.1 }",
                     "add rule ip t dnat dnat to 10.244.1.2:8080"))
