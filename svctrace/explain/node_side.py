@@ -267,22 +267,27 @@ def _through_exec(view: ServiceView, opts: ExplainOptions, source: str | None,
 
 def _this_node(view: ServiceView, opts: ExplainOptions, notes: list[str], source: str | None,
                entries: tuple[str, ...]) -> NodeInput | None:
-    """As root on a node: this node's own rules, from the backend that holds KUBE chains."""
-    from svctrace.diagnose.node import NodeInput
-    from svctrace.rules.node import read_node_rules
+    """As root on a node: this node's own rules, from the iptables backend that holds KUBE
+    chains and from nftables (kube-proxy's tables, and every other table a packet meets)."""
+    from svctrace.rules.node import read_node
 
     if not may_read_this_node():
         return None
-    node_rules = read_node_rules(view_family(view))
-    if not node_rules.kube_backends:
+    node_rules = read_node(view_family(view), opts.progress)
+    if not node_rules.kube_backends and not node_rules.nft_kube_proxy:
         notes.append("this machine has no kube-proxy chains (KUBE-SERVICES) in iptables-legacy "
-                     "or iptables-nft")
+                     "or iptables-nft, and no kube-proxy table in nftables")
         return None
     local = [*node_rules.local_addresses, *opts.local_ips]
     node = next((n for n in view.nodes if n.name == node_rules.hostname), None) or \
         _node_by_address(view, local)
     ctx = _node_context(node, local, node.name if node else node_rules.hostname)
-    how = (f"rules: {node_rules.reader} on this node ({node_rules.backend} backend)",
+    readers = []
+    if node_rules.kube_backends:
+        readers.append(f"{node_rules.reader} on this node ({node_rules.backend} backend)")
+    if node_rules.nft is not None and node_rules.nft_tables:
+        readers.append(f"nft on this node (tables {', '.join(node_rules.nft_tables)})")
+    how = (f"rules: {' and '.join(readers)}",
            f"node: {ctx.name} (addresses {_addrs(ctx)}, from this machine)")
     findings: tuple[Finding, ...] = ()
     if node_rules.split:
@@ -292,7 +297,7 @@ def _this_node(view: ServiceView, opts: ExplainOptions, notes: list[str], source
             f"explained the {node_rules.backend} ones",
             tuple(f"{b}: KUBE-SERVICES present" for b in node_rules.kube_backends),
             "sudo iptables-legacy-save | grep -c KUBE; sudo iptables-nft-save | grep -c KUBE"),)
-    return NodeInput(node_rules.ruleset, ctx, how, findings, source, entries)
+    return node_input(node_rules.rules, ctx, how, source, entries, findings)
 
 
 def may_read_this_node() -> bool:
