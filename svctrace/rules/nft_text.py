@@ -364,8 +364,11 @@ class _Reader:
     # -- commands -------------------------------------------------------------------------
     def add(self, verb: str, line: int) -> None:
         kind = self.s.word("table, chain, set, map, rule or element")
+        if verb == "insert" and kind != "rule":
+            raise self.s.fail(f'cannot insert "{kind}": only rules are inserted', line)
         if kind == "table":
             family, (name,) = self.ref(1, "table")
+            self.new(verb, (family, name) in self.tables, f"table {family} {name}", line)
             t = self.table(family, name, line, create=True)
             if self.s.peek() == "{":
                 self.s.token()
@@ -373,6 +376,7 @@ class _Reader:
         elif kind == "chain":
             family, (tname, cname) = self.ref(2, "chain")
             t = self.table(family, tname, line)
+            self.new(verb, cname in t.chains, f"chain {family} {tname} {cname}", line)
             c = self.chain(t, cname, line, create=True)
             if self.s.peek() == "{":
                 self.s.token()
@@ -380,6 +384,7 @@ class _Reader:
         elif kind in ("set", "map"):
             family, (tname, sname) = self.ref(2, kind)
             t = self.table(family, tname, line)
+            self.new(verb, sname in t.sets, f"{kind} {family} {tname} {sname}", line)
             st = self.set(t, sname, line, kind == "map", create=True)
             self.s.expect("{", f"{kind} {sname}")
             self.set_body(t, st)
@@ -389,6 +394,11 @@ class _Reader:
             self.element("add", line)
         else:
             raise self.s.fail(f'cannot {verb} "{kind}"')
+
+    def new(self, verb: str, exists: bool, what: str, line: int) -> None:
+        """`create` is `add` that fails when the object exists (so does nft)."""
+        if verb == "create" and exists:
+            raise self.s.fail(f"create {what}: it already exists", line)
 
     def add_rule(self, verb: str, line: int) -> None:
         family, (tname, cname) = self.ref(2, "rule")

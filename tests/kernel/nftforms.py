@@ -60,10 +60,16 @@ def _run(argv: list[str], input: str | None = None) -> str:
 
 
 def listed_forms(dump: str) -> dict[str, str]:
-    """Load `dump` with `nft -f -` into a fresh netns; every listing of the result."""
+    """Load `dump` with `nft -f -` into a fresh netns; every listing of the result, and of
+    each table alone: "table FAMILY NAME" (`nft list table`), "table-json FAMILY NAME"."""
     with _Scratch() as ns:
         ns.nft("-f", "-", input=dump)
-        return {form: ns.nft(*args) for form, args in LISTINGS.items()}
+        out = {form: ns.nft(*args) for form, args in LISTINGS.items()}
+        for line in ns.nft("list", "tables").splitlines():
+            _, family, name = line.split()
+            out[f"table {family} {name}"] = ns.nft("list", "table", family, name)
+            out[f"table-json {family} {name}"] = ns.nft("-j", "list", "table", family, name)
+        return out
 
 
 def nft_check(dump: str) -> str:

@@ -47,13 +47,23 @@ def forms(request: pytest.FixtureRequest) -> dict[str, NftRuleset]:
     listed = listed_forms(dump)
     out = {"dump": _model(dump, str(path))}
     out.update({form: _model(text, f"{form} of {path.name}") for form, text in listed.items()})
+    assert sum(1 for form in out if form.startswith("table ")) == len(out["dump"].tables)
     return out
+
+
+def test_each_table_listed_alone_reads_as_in_the_ruleset(forms: dict[str, NftRuleset]) -> None:
+    for table in forms["dump"].tables:
+        for form in ("table", "table-json"):
+            alone = forms[f"{form} {table.family} {table.name}"]
+            assert alone.tables == (table,), f"nft {form} {table.family} {table.name}"
 
 
 def test_the_listings_are_in_the_forms_detected(forms: dict[str, NftRuleset]) -> None:
     assert forms["text"].format == "nft-text"
     assert forms["json"].format == "nft-json"
     assert forms["handles-stateless-numeric"].format == "nft-text"
+    assert {r.format for form, r in forms.items() if form.startswith("table")} <= {
+        "nft-text", "nft-json"}
     assert forms["dump"].format in ("nft-text", "nft-f")
 
 

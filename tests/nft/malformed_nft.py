@@ -54,5 +54,10 @@ MALFORMED: dict[str, tuple[str, int, tuple[str, ...], bool]] = {
                          ('rule handles of `nft -f` input are not known',), True),
     "bad-rule-index": (FCMD + 'add rule ip t c index 4 accept\n', 3,
                        ('bad rule index "4"',), True),
+    "create-existing-chain": (FCMD + 'create chain ip t c\n', 3,
+                              ('create chain ip t c: it already exists',), True),
+    "create-existing-table": ('table ip t {\n}\ncreate table ip t\n', 3,
+                              ('create table ip t: it already exists',), True),
+    "insert-a-chain": (FCMD + 'insert chain ip t d\n', 3, ('cannot insert "chain"',), True),
     "define-is-not-read": ('define x = 10.0.0.1\n', 1, ('"define" is not supported',), False),
 }
