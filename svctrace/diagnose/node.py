@@ -267,7 +267,7 @@ def entry_traces(svc: Service, node_input: NodeInput, notes: list[str]) -> list[
             packet = make_packet(src, dst, proto if proto in ("tcp", "udp", "sctp") else "tcp",
                                  40000, dport)
             out.append(EntryTrace(entry, _spn(svc, port), client, src,
-                                  _endpoint_text(dst, dport), _trace(packet, node_input),
+                                  _endpoint_text(dst, dport), trace_node_packet(packet, node_input),
                                   expect))
     if node_ip is None:
         notes.append("the node's own address is unknown: no NodePort or from-the-node traces "
@@ -325,7 +325,9 @@ def _outside(ranges: list[str], family: int) -> str | None:
     return next((c for c in candidates if not any(ip_address(c) in n for n in nets)), None)
 
 
-def _trace(packet: Packet, node_input: NodeInput) -> Trace:
+def trace_node_packet(packet: Packet, node_input: NodeInput) -> Trace:
+    """`packet` through the node's rules: iptables', or nft's (with the iptables rules beside
+    them, when read)."""
     ruleset = node_input.ruleset
     if isinstance(ruleset, NftRuleset):
         return trace_nft(packet, ruleset, node_input.node, node_input.iptables)

@@ -210,3 +210,28 @@ def test_drift_stale_reject() -> None:
     ex, node = _explain(api, "billing", "svctrace-pub", NFT_PUB)
     assert {d.kind for d in node.drift} == {"service-missing", "stale-reject"}
     assert {"RULES-SERVICE-MISSING", "RULES-STALE-REJECT"} <= _ids(ex, node)
+
+
+def test_etp_local_nodeport_from_the_node_itself() -> None:
+    """eTP=Local without a local endpoint (edge on node2): an outside client is dropped, the
+    node itself is short-circuited to every cluster endpoint and masqueraded (1.34+)."""
+    _, outside = _explain(_api(PUB), "edge", "svctrace-pub", NFT_PUB)
+    _, itself = _explain(_api(PUB), "edge", "svctrace-pub", NFT_PUB, source="10.10.0.20")
+    assert {o.verdict for o in _trace(outside, "nodePort", "external").outcomes} == {"DROP"}
+    from_node = _trace(itself, "nodePort", "external")
+    assert {(o.destination, o.masquerade) for o in from_node.outcomes} == {
+        ("10.244.1.44:8080", True), ("10.244.1.45:8080", True)}
+
+
+@pytest.mark.parametrize("rules,node,expected", [
+    (NFT_DEMO, NODE2, {(None, False)}),                          # nft: never DNATed
+    (DEMO / "node1.iptables-save.txt", NODE1, {(ep, True) for ep in WEB}),
+], ids=["nftables", "iptables"])
+def test_localhost_nodeport_follows_the_mode(rules: Path, node, expected: set) -> None:
+    """§2.10: 127.0.0.1:<NodePort> is DNATed (and masqueraded) only in iptables mode."""
+    from svctrace.diagnose.node import trace_node_packet
+    from svctrace.model.packet import make_packet
+
+    packet = make_packet("127.0.0.1", "127.0.0.1", "tcp", 40000, 30080)  # web-np's NodePort
+    trace = trace_node_packet(packet, NodeInput(_rules(rules), node))  # type: ignore[arg-type]
+    assert {(o.destination, o.masquerade) for o in trace.outcomes} == expected
