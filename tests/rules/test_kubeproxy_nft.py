@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from svctrace.model.kubeproxy import ServiceChains
 from svctrace.rules import kubeproxy_nft as kn
@@ -496,3 +498,41 @@ def test_api_names_lb_ips_the_maps_cannot_tell_from_external_ips() -> None:
     assert [(e.kind, e.kind_inferred) for e in named.entries if e.address == "192.0.2.51"] == \
         [("loadBalancerIP", False)]
     assert kn.with_load_balancer_ips(lbopen, {"192.0.2.99"}) is lbopen
+
+
+# --- invariants over generated service ports ----------------------------------------------
+
+def _nft_json_doc(n: int, port: int, vmap: bool) -> str:
+    """One service port with `n` endpoints in kube-proxy's JSON shape: a `numgen` vmap of
+    endpoint chains (≤ 1.35) or a `numgen` DNAT map (1.36)."""
+    spn, eps = "ns/svc:p", [f"10.244.{i // 250}.{i % 250 + 1}:{port}" for i in range(n)]
+    svc = kn.chain_name("svc", spn, "tcp")
+    objs: list[dict] = [{"table": {"family": "ip", "name": "kube-proxy"}},
+                        {"chain": {"family": "ip", "table": "kube-proxy", "name": svc}}]
+    numgen = {"numgen": {"mode": "random", "mod": n, "offset": 0}}
+    if vmap:
+        chains = [kn.chain_name("sep", spn, "tcp", ep) for ep in eps]
+        expr = [{"vmap": {"key": numgen, "data": {"set": [[i, {"goto": {"target": c}}]
+                                                          for i, c in enumerate(chains)]}}}]
+        for ep, chain in zip(eps, chains, strict=True):
+            ip, p = ep.split(":")
+            objs += [{"chain": {"family": "ip", "table": "kube-proxy", "name": chain}},
+                     {"rule": {"family": "ip", "table": "kube-proxy", "chain": chain, "expr": [
+                         {"dnat": {"addr": ip, "port": int(p)}}]}}]
+    else:
+        data = [[i, {"concat": ep.split(":")[:1] + [port]}] for i, ep in enumerate(eps)]
+        expr = [{"dnat": {"family": "ip", "addr": {"map": {"key": numgen,
+                                                           "data": {"set": data}}}}}]
+    objs.append({"rule": {"family": "ip", "table": "kube-proxy", "chain": svc, "expr": expr}})
+    return json.dumps({"nftables": objs})
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 60), port=st.integers(1, 65535), vmap=st.booleans())
+def test_numgen_shares_are_exact_and_sum_to_one(n: int, port: int, vmap: bool) -> None:
+    (s,) = kn.map_services(parse_nft_json(_nft_json_doc(n, port, vmap), "generated"))
+    assert s.spn == "ns/svc:p" and not s.warnings
+    assert [e.address for e in s.endpoints] == \
+        [f"10.244.{i // 250}.{i % 250 + 1}:{port}" for i in range(n)]
+    assert all(e.probability == 1 / n for e in s.endpoints)
+    assert abs(sum(e.probability for e in s.endpoints) - 1) < 1e-9
