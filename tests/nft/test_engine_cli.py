@@ -110,3 +110,18 @@ def test_a_jump_loop_is_a_rules_error(tmp_path: Path) -> None:
     lines = proc.stderr.strip().splitlines()
     assert lines[0] == "svctrace: error: jump loop in table ip t: fwd → a → b → a"
     assert "Traceback" not in proc.stderr
+
+
+def test_a_file_with_both_modes_traces_them_together(tmp_path: Path) -> None:
+    leftover = ("*nat\n:PREROUTING ACCEPT [0:0]\n:KUBE-SERVICES - [0:0]\n"
+                "-A PREROUTING -j KUBE-SERVICES\n"
+                "-A KUBE-SERVICES -d 10.96.200.1/32 -p tcp -m tcp --dport 80 -j DNAT "
+                "--to-destination 10.244.9.9:8080\nCOMMIT\n")
+    (tmp_path / "split.txt").write_text(leftover + (FIX / "nft/eval-v1.36.nft").read_text())
+    for dst, want in (("10.96.200.1:80", {"10.244.9.9:8080"}),
+                      ("10.96.1.10:80", {"10.244.1.11:8080", "10.244.2.12:8080",
+                                         "10.244.2.13:8080"})):
+        doc = trace_json("--rules", str(tmp_path / "split.txt"), "--dst", dst, "--src",
+                         "10.244.2.250")
+        assert (doc["mode"], doc["format"]) == ("split", "iptables-save+nft-f")
+        assert {o["destination"] for o in doc["outcomes"]} == want
