@@ -25,6 +25,7 @@ skipped without it).
 from __future__ import annotations
 
 import argparse
+import resource
 import subprocess
 import sys
 import tempfile
@@ -38,6 +39,19 @@ import gen_nft_dump  # noqa: E402
 from bench_rules import Result, fmt, measure, netns  # noqa: E402
 
 DST, SRC = "10.96.0.1:80", "10.244.250.9"
+CPU: dict[str, float] = {}      # command → mean CPU seconds (user + system) of one run
+
+
+def timed(name: str, argv: list[str], runs: int) -> Result:
+    """bench_rules.measure, plus the CPU time the runs used (children's rusage): on a busy
+    machine wall time says little, CPU time still compares the commands."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = measure(name, argv, runs)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if result.times:
+        CPU[name] = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) \
+            / len(result.times)
+    return result
 
 
 def bench_size(n: int, runs: int, nft_runs: int, workdir: Path, ns: str | None
@@ -52,36 +66,44 @@ def bench_size(n: int, runs: int, nft_runs: int, workdir: Path, ns: str | None
     print(f"\n{n} Services x 5 endpoints: {sizes}", flush=True)
     py = [sys.executable, "-m", "svctrace", "trace", "--dst", DST, "--src", SRC, "--rules"]
     results = {
-        "trace-nft": measure("trace-nft", [*py, str(nft_dump)], runs),
-        "trace-nft-f": measure("trace-nft-f", [*py, str(nft_f)], runs),
-        "trace-iptables": measure("trace-iptables", [*py, str(ipt_dump)], runs),
+        "trace-nft": timed("trace-nft", [*py, str(nft_dump)], runs),
+        "trace-nft-f": timed("trace-nft-f", [*py, str(nft_f)], runs),
+        "trace-iptables": timed("trace-iptables", [*py, str(ipt_dump)], runs),
     }
     rules = [sys.executable, "-m", "svctrace", "rules", "-o", "json", "--rules"]
-    results["rules-nft"] = measure("rules-nft", [*rules, str(nft_dump)], runs)
-    results["rules-iptables"] = measure("rules-iptables", [*rules, str(ipt_dump)], runs)
+    results["rules-nft"] = timed("rules-nft", [*rules, str(nft_dump)], runs)
+    results["rules-iptables"] = timed("rules-iptables", [*rules, str(ipt_dump)], runs)
     if ns is None:
         results["nft-check"] = Result("nft-check")
         results["nft-check"].error = "skipped (needs root and ip netns)"
     else:
-        results["nft-check"] = measure("nft-check", ["ip", "netns", "exec", ns, "nft", "-c",
-                                                     "-f", str(nft_dump)], nft_runs)
+        results["nft-check"] = timed("nft-check", ["ip", "netns", "exec", ns, "nft", "-c",
+                                                   "-f", str(nft_dump)], nft_runs)
     return results
 
 
 def report(results: dict[str, Result]) -> None:
     check = results["nft-check"].median
     print(f"{'command':15} {'median s':>9} {'runs':>5} {'peak RSS MB':>12} {'x iptables':>11} "
-          f"{'x nft -c':>9}")
+          f"{'x nft -c':>9} {'cpu s':>7} {'cpu x ipt':>10} {'cpu x nft -c':>13}")
     for key, r in results.items():
         twin = results.get(key.split("-")[0] + "-iptables")
-        ipt = twin.median if twin is not None else None
-        vs_ipt = r.median / ipt if r.median is not None and ipt else None
-        vs_check = r.median / check if r.median is not None and check else None
-        print(f"{key:15} {fmt(r.median, '9.3f')} {len(r.times):5d} {fmt(r.peak_mb, '12.1f')} "
-              f"{fmt(vs_ipt, '11.2f')} {fmt(vs_check, '9.3f')}"
+        vs_ipt = _ratio(r.median, twin.median if twin is not None else None)
+        vs_check = _ratio(r.median, check)
+        cpu, cpu_ipt = CPU.get(r.name), CPU.get(twin.name) if twin is not None else None
+        cpu_check = CPU.get("nft-check")
+        cols = [fmt(r.median, ".3f"), str(len(r.times)), fmt(r.peak_mb, ".1f"),
+                fmt(vs_ipt, ".2f"), fmt(vs_check, ".3f"), fmt(cpu, ".2f"),
+                fmt(_ratio(cpu, cpu_ipt), ".2f"), fmt(_ratio(cpu, cpu_check), ".3f")]
+        widths = (9, 5, 12, 11, 9, 7, 10, 13)
+        print(f"{key:15} " + " ".join(f"{c:>{w}}" for c, w in zip(cols, widths, strict=True))
               + (f"   {r.error}" if r.error else ""))
     print("(targets on 10k: trace-nft and rules-nft <= 1.0 x iptables, trace-nft <= 0.05 x "
           "nft -c; RSS <= 300 MB)")
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
 
 
 def main() -> int:
