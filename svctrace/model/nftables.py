@@ -40,17 +40,27 @@ class NftRule:
     has tens of thousands of rules, parsed only when someone asks for `statements`.
     """
 
-    __slots__ = ("family", "table", "chain", "number", "handle", "line", "text", "source",
-                 "_comment", "_statements", "_parser")
+    __slots__ = ("family", "table", "chain", "number", "handle", "line", "_text", "source",
+                 "_comment", "_statements", "_parser", "_printer")
 
     def __init__(self, family: str, table: str, chain: str, number: int, handle: int | None,
-                 line: int | None, text: str, source: str,
+                 line: int | None, text: str | None, source: str,
                  statements: tuple[Statement, ...] | None = None, comment: str | None = None,
-                 parser: RuleParser | None = None) -> None:
+                 parser: RuleParser | None = None,
+                 printer: Callable[[NftRule], str] | None = None) -> None:
         self.family, self.table, self.chain, self.number = family, table, chain, number
-        self.handle, self.line, self.text, self.source = handle, line, text, source
+        self.handle, self.line, self._text, self.source = handle, line, text, source
         self._comment = comment
-        self._statements, self._parser = statements, parser
+        self._statements, self._parser, self._printer = statements, parser, printer
+
+    @property
+    def text(self) -> str:
+        """The rule as nft prints it (for JSON input: printed from the statements when first
+        asked)."""
+        if self._text is None:
+            assert self._printer is not None, "rule has neither text nor printer"
+            self._text = self._printer(self)
+        return self._text
 
     @property
     def statements(self) -> tuple[Statement, ...]:

@@ -9,9 +9,11 @@ builds the same values.
 
 from __future__ import annotations
 
+import gc
 import re
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from svctrace.rules.nft_symbols import INET_PROTOS, PROTO_ALIASES, VERDICT_WORDS
@@ -21,6 +23,20 @@ _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 IPV4 = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}\Z")
 PROTO_NAMES = frozenset(INET_PROTOS.values())
 _SLOW_MARKS = ('"', "{", "}", "#", "timeout", "expires", "comment", "counter")
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Reading a big dump makes hundreds of thousands of objects that all stay alive; the
+    cyclic collector would walk them again and again for nothing (a 9 MB `nft -j` dump reads
+    5x faster without it)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _slow(text: str) -> bool:

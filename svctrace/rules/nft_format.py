@@ -38,7 +38,7 @@ def quote(text: str) -> str:
 
 def _kind(expr: Any) -> str | None:
     """'string' / 'mark' / 'fib' for the left side of a match or mangle, else None."""
-    if isinstance(expr, Mapping):
+    if isinstance(expr, dict):
         if "meta" in expr:
             key = expr["meta"].get("key")
             return "string" if key in QUOTED_KEYS else "mark" if key == "mark" else None
@@ -63,7 +63,7 @@ def format_expr(expr: Any, kind: str | None = None) -> str:
         return quote(expr) if kind == "string" and not expr.startswith("@") else expr
     if isinstance(expr, list):
         return ",".join(format_expr(e, kind) for e in expr)
-    if isinstance(expr, Mapping) and len(expr) == 1:
+    if isinstance(expr, dict) and len(expr) == 1:
         (key, value), = expr.items()
         fmt = _EXPRS.get(key)
         if fmt is not None:
@@ -86,7 +86,7 @@ def _set(items: list[Any], kind: str | None) -> str:
 
 def _data(value: Any) -> str:
     """A map's data: a verdict or a value."""
-    if isinstance(value, Mapping) and len(value) == 1 and _is_verdict(value):
+    if isinstance(value, dict) and len(value) == 1 and _is_verdict(value):
         return format_statement(value, "")
     return format_expr(value)
 
@@ -138,7 +138,7 @@ def _hash(name: str) -> Any:
 
 def _map(v: Mapping[str, Any], kind: str | None) -> str:
     data = v["data"]
-    shown = _set(data["set"], kind) if isinstance(data, Mapping) and "set" in data else \
+    shown = _set(data["set"], kind) if isinstance(data, dict) and "set" in data else \
         format_expr(data)
     return f"{format_expr(v['key'])} map {shown}"
 
@@ -197,16 +197,16 @@ def format_statement(stmt: Mapping[str, Any], family: str) -> str:
 def _match(v: Mapping[str, Any], _: str) -> str:
     left, right, op = v["left"], v["right"], v["op"]
     kind = _kind(left)
-    if isinstance(left, Mapping) and "&" in left and isinstance(left["&"][1], list):
+    if isinstance(left, dict) and "&" in left and isinstance(left["&"][1], list):
         # a flags test: `tcp flags syn / fin,syn,rst,ack`
         field, mask = left["&"]
         shown = f"{format_expr(field)} {format_expr(right)} / {format_expr(mask)}"
         return shown if op == "==" else f"{format_expr(field)} {op} {shown.split(' ', 2)[2]}"
-    if isinstance(right, Mapping) and "set" in right:
+    if isinstance(right, dict) and "set" in right:
         shown = _set(right["set"], kind)
     else:
         shown = format_expr(right, kind)
-    binop = isinstance(left, Mapping) and any(o in left for o in BINOPS)
+    binop = isinstance(left, dict) and any(o in left for o in BINOPS)
     sep = " " if op == "in" or (op == "==" and not binop) else f" {op} "
     return f"{format_expr(left)}{sep}{shown}"
 
@@ -273,7 +273,7 @@ def _limit(v: Mapping[str, Any], _: str) -> str:
 
 
 def _vmap_data(data: Any) -> str:
-    return _set(data["set"], None) if isinstance(data, Mapping) else str(data)
+    return _set(data["set"], None) if isinstance(data, dict) else str(data)
 
 
 def _set_stmt(v: Mapping[str, Any], _: str) -> str:

@@ -27,6 +27,7 @@ from svctrace.model.nftables import (
     NftSet,
     NftTable,
 )
+from svctrace.rules.nft_fast import paused_gc
 from svctrace.rules.nft_format import format_rule
 
 # named stateful objects nft may list; svctrace keeps none of them (no packet path uses them
@@ -73,7 +74,7 @@ class _Reader:
 
     def read(self, items: list[Any]) -> None:
         for index, item in enumerate(items):
-            if not isinstance(item, Mapping) or len(item) != 1:
+            if not isinstance(item, dict) or len(item) != 1:
                 self.where = f"nftables[{index}]"
                 raise self.fail(f"not an nft object: {json.dumps(item)[:80]}")
             (kind, obj), = item.items()
@@ -83,7 +84,7 @@ class _Reader:
             handler = _HANDLERS.get(kind)
             if handler is None:
                 raise self.fail(f"unknown object \"{kind}\"")
-            if not isinstance(obj, Mapping):
+            if not isinstance(obj, dict):
                 raise self.fail(f"\"{kind}\" is not an object")
             handler(self, obj)
 
@@ -128,17 +129,20 @@ class _Reader:
         if rules is None:
             raise self.fail(f"rule for undeclared chain {chain}")
         expr = obj.get("expr")
-        if not isinstance(expr, list) or not all(isinstance(s, Mapping) and len(s) == 1
+        if not isinstance(expr, list) or not all(isinstance(s, dict) and len(s) == 1
                                                  for s in expr):
             raise self.fail(f"rule in chain {chain}: \"expr\" is not a list of statements")
         statements = tuple(expr)
         comment = obj.get("comment")
         rules.append(NftRule(draft.family, draft.name, chain, len(rules) + 1, obj.get("handle"),
-                             None, format_rule(statements, draft.family, comment), self.source,
-                             statements, comment))
+                             None, None, self.source, statements, comment, printer=_print))
 
     def ruleset(self) -> NftRuleset:
         return NftRuleset(tuple(_table(d) for d in self.tables.values()), self.source, "nft-json")
+
+
+def _print(rule: NftRule) -> str:
+    return format_rule(rule.statements, rule.family, rule.comment)
 
 
 def _type_parts(value: Any) -> tuple[str, ...]:
@@ -154,7 +158,7 @@ def _element(item: Any, is_map: bool, reader: _Reader) -> NftElement:
             raise reader.fail(f"map element is not a [key, value] pair: {json.dumps(item)}")
         item, value = item
         value = _plain(value)
-    if isinstance(item, Mapping) and "elem" in item:
+    if isinstance(item, dict) and "elem" in item:
         elem = item["elem"]
         return NftElement(_plain(elem.get("val")), value, elem.get("comment"),
                           elem.get("timeout"), elem.get("expires"))
@@ -163,7 +167,7 @@ def _element(item: Any, is_map: bool, reader: _Reader) -> NftElement:
 
 def _plain(value: Any) -> Any:
     """A concatenation as a list (what the model uses for element keys and map data)."""
-    if isinstance(value, Mapping) and "concat" in value:
+    if isinstance(value, dict) and "concat" in value:
         return [_plain(v) for v in value["concat"]]
     return value
 
@@ -189,12 +193,17 @@ _HANDLERS: dict[str, Any] = {
 
 def parse_nft_json(text: str, source: str) -> NftRuleset:
     """Parse `nft -j list ruleset` output."""
+    with paused_gc():
+        return _parse(text, source)
+
+
+def _parse(text: str, source: str) -> NftRuleset:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as err:
         raise RuleSyntaxError(source, err.lineno, f"not JSON: {err.msg} (column {err.colno})",
                               "expected the output of `nft -j list ruleset`") from None
-    if not isinstance(doc, Mapping) or not isinstance(doc.get("nftables"), list):
+    if not isinstance(doc, dict) or not isinstance(doc.get("nftables"), list):
         raise RuleSyntaxError(source, 1, "JSON without a top-level \"nftables\" list: this is "
                               "not `nft -j` output")
     reader = _Reader(source)

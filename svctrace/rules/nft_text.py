@@ -28,7 +28,7 @@ from svctrace.model.nftables import (
     NftTable,
     Statement,
 )
-from svctrace.rules.nft_fast import keyed_items
+from svctrace.rules.nft_fast import keyed_items, paused_gc
 from svctrace.rules.nft_lang import parse_duration, parse_elements, parse_rule, unquote
 from svctrace.rules.nft_scan import (
     CHAIN_BLOCK,
@@ -604,6 +604,7 @@ _COMMANDS: dict[str, Callable[[_Reader, str, int], None]] = {
 
 def parse_nft_text(text: str, source: str) -> NftRuleset:
     """Parse `nft list ruleset` output or `nft -f` input (told apart by the commands)."""
-    reader = _Reader(text, source)
-    reader.read()
-    return reader.ruleset()
+    with paused_gc():
+        reader = _Reader(text, source)
+        reader.read()
+        return reader.ruleset()
