@@ -7,16 +7,22 @@ For each dump and form it prints the median and the best of --runs runs of:
   +service-ips  … then the elements of `service-ips` (what a trace through a ClusterIP reads)
   everything  … then every rule and element (NftRuleset.check())
 
+With --json (root, nft installed) the text dump is also loaded into a scratch network
+namespace and listed with `nft -j list ruleset` (slow: about a minute to load and half a
+minute to list 10,000 Services), and parse_nft_json is timed on that.
+
 Wall time and CPU time are both shown: on a busy machine the CPU time is the steadier figure.
 Target (issue 8): reading the 10k text dump (~4 MB) well under 0.5 s.
 
-    python bench/bench_nft_parse.py [--runs 5] [--services 1000,10000]
+    python bench/bench_nft_parse.py [--runs 5] [--services 1000,10000] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -27,6 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gen_nft_dump import generate  # noqa: E402
 
+from svctrace.model.nftables import NftRuleset  # noqa: E402
+from svctrace.rules.nft_json import parse_nft_json  # noqa: E402
 from svctrace.rules.nft_text import parse_nft_text  # noqa: E402
 
 
@@ -40,18 +48,31 @@ def _timed(fn: Callable[[], object], runs: int) -> tuple[list[float], list[float
     return walls, cpus
 
 
-def _steps(text: str) -> dict[str, Callable[[], object]]:
+def nft_json(text: str) -> str:
+    """`nft -j list ruleset` of `text` loaded into a scratch netns (deleted afterwards)."""
+    name = f"svtbench{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "netns", "exec", name, "nft", "-f", "-"], input=text, text=True,
+                       check=True)
+        return subprocess.run(["ip", "netns", "exec", name, "nft", "-j", "list", "ruleset"],
+                              capture_output=True, text=True, check=True).stdout
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def _steps(text: str, parse: Callable[[str, str], NftRuleset]) -> dict[str, Callable[[], object]]:
     def read() -> object:
-        return parse_nft_text(text, "bench")
+        return parse(text, "bench")
 
     def service_ips() -> object:
-        table = parse_nft_text(text, "bench").tables[0]
+        table = parse(text, "bench").tables[0]
         nft_set = table.set("service-ips")
         assert nft_set is not None
         return nft_set.elements
 
     def everything() -> object:
-        rules = parse_nft_text(text, "bench")
+        rules = parse(text, "bench")
         rules.check()
         return rules
 
@@ -62,14 +83,18 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--services", default="1000,10000")
+    ap.add_argument("--json", action="store_true", help="also nft -j output (root, nft)")
     args = ap.parse_args(argv)
     print(f"{'dump':<22} {'step':<13} {'wall median':>11} {'wall best':>10} "
           f"{'cpu median':>11} {'cpu best':>9}")
     for n in (int(x) for x in args.services.split(",")):
-        for form in ("text", "f"):
-            text = generate(n, 5, 10, form)
-            name = f"{n} svc {'text' if form == 'text' else '-f'} {len(text) / 1e6:.1f} MB"
-            for step, fn in _steps(text).items():
+        dumps = [("text", generate(n, 5, 10, "text"), parse_nft_text),
+                 ("-f", generate(n, 5, 10, "f"), parse_nft_text)]
+        if args.json:
+            dumps.append(("-j", nft_json(dumps[0][1]), parse_nft_json))
+        for form, text, parse in dumps:
+            name = f"{n} svc {form} {len(text) / 1e6:.1f} MB"
+            for step, fn in _steps(text, parse).items():
                 walls, cpus = _timed(fn, args.runs)
                 print(f"{name:<22} {step:<13} {statistics.median(walls):>10.3f}s "
                       f"{min(walls):>9.3f}s {statistics.median(cpus):>10.3f}s "
