@@ -14,15 +14,8 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any, Protocol
 
 from svctrace.model.packet import format_endpoint
-from svctrace.trace.nft_expr import (
-    FLAG_NAMES,
-    MISS,
-    Context,
-    Miss,
-    evaluate,
-    holds,
-    normalize,
-)
+from svctrace.trace.nft_expr import MISS, Context, Miss, evaluate
+from svctrace.trace.nft_values import FLAG_NAMES, holds, normalize
 from svctrace.trace.state import Unknown
 
 Verdict = tuple[str, str | None]          # ("accept" | "drop" | "jump" | …, chain or None)
