@@ -115,6 +115,16 @@ def parse_chain_name(name: str) -> ChainName | None:
                      endpoint if sep else None, verified)
 
 
+def spn_in_name(name: str) -> str | None:
+    """The service port name a per-service chain or set name carries, its hash unchecked (a
+    cheap filter before parse_chain_name)."""
+    dash = name.find("-")
+    service = name[dash + 10:].partition("__")[0].split("/") if dash > 0 else ()
+    if len(service) != 4:
+        return None
+    return f"{service[0]}/{service[1]}" + (f":{service[3]}" if service[3] else "")
+
+
 # --- statements, as libnftables-json ------------------------------------------------------------
 
 def _verdict(stmt: Any) -> tuple[str, str | None] | None:
@@ -337,9 +347,12 @@ class _TableMapper:
         found = self.table.set(name)
         return found.elements if found is not None else ()
 
+    def wants(self, name: str) -> bool:
+        return self.only is None or spn_in_name(name) in self.only
+
     def run(self) -> None:
         for name in self.table.chains:
-            parsed = parse_chain_name(name)
+            parsed = parse_chain_name(name) if self.wants(name) else None
             if parsed is not None and parsed.role in CHAIN_ROLES:
                 self.builder_for_chain(name, parsed)
         self.read_dispatch("service-ips", self.read_service_ip)
@@ -385,7 +398,7 @@ class _TableMapper:
         """The service port whose chain a dispatch element (key of `size` parts) names."""
         verdict = _verdict(element.value)
         target = verdict[1] if verdict is not None else None
-        parsed = parse_chain_name(target) if target is not None else None
+        parsed = parse_chain_name(target) if target is not None and self.wants(target) else None
         parts = _concat(element.key)
         if target is None or parsed is None or parsed.role not in CHAIN_ROLES or \
                 len(parts) != size:
@@ -442,6 +455,8 @@ class _TableMapper:
         b = self.by_address.get((address, proto, port)) if address is not None else \
             self.by_node_port.get((proto, port))
         if b is None:
+            if self.only is not None and element.comment not in self.only:
+                return
             b = self.no_endpoint_builder(element, rule, str(proto))
         b.elements.append(rule)
         b.note(proto)

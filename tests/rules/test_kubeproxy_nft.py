@@ -536,3 +536,20 @@ def test_numgen_shares_are_exact_and_sum_to_one(n: int, port: int, vmap: bool) -
         [f"10.244.{i // 250}.{i % 250 + 1}:{port}" for i in range(n)]
     assert all(e.probability == 1 / n for e in s.endpoints)
     assert abs(sum(e.probability for e in s.endpoints) - 1) < 1e-9
+
+
+@pytest.mark.parametrize("path", [DEMO / "node2.nft.json", PUB / "node2.nft.txt",
+                                  *LAYOUTS.values()], ids=lambda p: p.parent.name + "/" + p.name)
+def test_mapping_one_service_port_equals_the_full_mapping(path: Path) -> None:
+    """map_services(only=…) (what explain uses) finds exactly what the full mapping finds."""
+    from svctrace.render.rules import service_data
+    from svctrace.rules.sources import load_ruleset
+
+    ruleset = load_ruleset(str(path))
+    full = kn.map_services(ruleset)       # type: ignore[arg-type]
+    assert full
+    for s in full:
+        assert s.spn is not None
+        one = [c for c in kn.map_services(ruleset, only={s.spn})  # type: ignore[arg-type]
+               if c.family == s.family]
+        assert [service_data(c) for c in one] == [service_data(s)]
