@@ -170,9 +170,15 @@ class RuleParser:
         return self.match(left)
 
     def unknown(self, start: int) -> Statement:
-        end = start
-        while end < len(self.toks) and self.toks[end] != "comment":
+        """The rest of the rule as `{"unknown": text}`, leaving a final verdict (and a
+        comment) to be read as such."""
+        toks, end = self.toks, start
+        while end < len(toks) and toks[end] != "comment":
             end += 1
+        if end - 1 > start and toks[end - 1] in VERDICT_WORDS:
+            end -= 1
+        elif end - 2 > start and toks[end - 2] in ("jump", "goto"):
+            end -= 2
         self.i = max(end, start + 1)
         return {"unknown": " ".join(self.toks[start:self.i])}
 
@@ -215,8 +221,12 @@ class RuleParser:
             return {"meta": {"key": tok}}
         parse = PRIMARIES.get(tok)
         if parse is not None:
+            start = self.i
             self.i += 1
-            return parse(self)
+            expr = parse(self)
+            if expr is None:                # a form this reader does not know: not an error
+                self.i = start
+            return expr
         return None
 
     def ct(self) -> Any:
@@ -227,7 +237,7 @@ class RuleParser:
             ct["family"] = self.next()
         key = self.next("a ct key")
         if key not in CT_TYPES:
-            raise self.fail("unknown ct key", key)
+            return None                     # e.g. `ct timeout set "…"`: kept as data
         return {"ct": {"key": key, **ct}}
 
     def fib(self) -> Any:
@@ -414,6 +424,8 @@ class RuleParser:
         return {"log": opts or None}
 
     def limit(self) -> Statement:
+        if self.peek() != "rate":           # `limit name "l1"`: a named limit, kept as data
+            return self.unknown(self.i - 1)
         self.expect("rate")
         out: dict[str, Any] = {}
         if self.accept("over"):

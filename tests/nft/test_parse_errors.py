@@ -38,8 +38,12 @@ def test_lazily_read_rules_report_their_own_line() -> None:
 
 UNKNOWN = {
     "queue-statement": ("ip saddr 10.0.0.1 queue num 3 bypass", 1, "queue num 3 bypass"),
-    "osf-expression": ('osf name "Linux" accept', 0, 'osf name "Linux" accept'),
+    "osf-expression": ('osf name "Linux" accept', 0, 'osf name "Linux"'),
     "before-comment": ('synproxy mss 1460 comment "x"', 0, "synproxy mss 1460"),
+    "ct-object-assignment": ('ct timeout set "aggressive-tcp"', 0,
+                             'ct timeout set "aggressive-tcp"'),
+    "named-limit-then-verdict": ('limit name "l1" accept', 0, 'limit name "l1"'),
+    "named-quota-then-jump": ('quota name "q1" jump over', 0, 'quota name "q1"'),
 }
 
 
@@ -49,6 +53,10 @@ def test_unknown_expressions_are_kept_as_data(rule: str, index: int, kept: str) 
     (only,) = rules.tables[0].chains["c"].rules
     assert only.statements[index] == {"unknown": kept}
     assert only.text == rule
+    if rule.endswith(" accept"):
+        assert only.statements[-1] == {"accept": None}
+    if rule.endswith(" jump over"):
+        assert only.statements[-1] == {"jump": {"target": "over"}}
 
 
 def test_an_error_in_a_long_element_list_names_its_own_line() -> None:
