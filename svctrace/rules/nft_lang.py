@@ -153,7 +153,7 @@ class RuleParser:
             return {tok: None}
         if tok in ("jump", "goto"):
             self.i += 1
-            return {tok: {"target": self.next("a chain name")}}
+            return {tok: {"target": unquote(self.next("a chain name"))}}
         handler = STATEMENTS.get(tok)
         if handler is not None and (tok not in ("add", "update", "delete")
                                     or (self.peek(1) or "").startswith("@")):
@@ -393,7 +393,7 @@ class RuleParser:
         if tok in VERDICT_WORDS:
             return {tok: None}
         if tok in ("jump", "goto"):
-            return {tok: {"target": self.next("a chain name")}}
+            return {tok: {"target": unquote(self.next("a chain name"))}}
         raise self.fail("expected a verdict", tok)
 
     def map_data(self, key: Any, verdicts: bool, data_type: Any = None) -> Any:
@@ -476,7 +476,10 @@ class RuleParser:
                 out["addr"] = {"map": {"key": expr, "data": data}}
             else:
                 self.i = start
-                out.update(self.nat_target(self.next("an address")))
+                tok = self.next("an address")
+                # `redirect to 8080` (input) is `redirect to :8080` (listed)
+                out.update(self.nat_target(f":{tok}" if name == "redirect" and
+                                           tok[:1].isdigit() else tok))
         if family is not None and (self.family == "inet" or "map" in (out.get("addr") or {})):
             out = {"family": family, **out}
         flags: list[str] = []

@@ -85,7 +85,8 @@ class _Reader:
         family = "ip"
         if first in FAMILIES and self.s.peek() not in ("{", "\n", ";", ""):
             family, first = first, self.s.word(f"a {what} name")
-        return family, [first] + [self.s.word(f"a {what} name") for _ in range(count - 1)]
+        names = [first] + [self.s.word(f"a {what} name") for _ in range(count - 1)]
+        return family, [unquote(n) for n in names]
 
     def table(self, family: str, name: str, line: int, create: bool = False) -> TableDraft:
         t = self.tables.get((family, name))
@@ -151,7 +152,7 @@ class _Reader:
             handler(self, t, line)
 
     def chain_item(self, t: TableDraft, line: int) -> None:
-        c = self.chain(t, self.s.word("a chain name"), line, create=True)
+        c = self.chain(t, unquote(self.s.word("a chain name")), line, create=True)
         c.handle = self.open_block(f"chain {c.name}")
         self.chain_body(t, c)
 
