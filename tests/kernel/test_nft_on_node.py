@@ -36,6 +36,7 @@ listed = parse_rules(subprocess.run(["nft", "list", "ruleset"], capture_output=T
 tables = node.nft.tables if node.nft else ()
 same = bool(tables) and all(t == listed.table(t.family, t.name) for t in tables)
 print(json.dumps({"mode": node.mode, "rules_mode": rules_mode(node.rules),
+                  "listing_mode": rules_mode(listed) if listed.tables[0].name != "empty" else None,
                   "tables": sorted(node.nft_tables), "skipped": sorted(node.nft_skipped),
                   "kube_backends": node.kube_backends, "same_as_listing": same,
                   "nft_rules": sum(1 for _ in node.nft.rules()) if node.nft else 0,
@@ -52,17 +53,22 @@ class Node:
     tables: list[str]                 # tables read with nft
     skipped: list[str]                # "family name" of the tables left out
     nft_calls: int                    # nft list commands read_node runs
+    listing_mode: str | None          # rules_mode of `nft list ruleset` (None: it is empty)
 
 
 NODES = [
     Node("nftables-only", (KP_NFT, OTHERS), (), "nftables",
          ["inet cni", "ip docker-filter", "ip docker-nat", "ip kube-proxy", "ip6 kube-proxy"],
-         ["netdev cni-ingress"], 7),
+         ["netdev cni-ingress"], 7, "nftables"),
     Node("iptables-nft-only", (), ("nft",), "iptables", [],
-         ["ip filter", "ip mangle", "ip nat"], 2),
-    Node("iptables-legacy-only", (), ("legacy",), "iptables", [], [], 1),
+         ["ip filter", "ip mangle", "ip nat"], 2, "iptables"),
+    Node("iptables-legacy-only", (), ("legacy",), "iptables", [], [], 1, None),
     Node("mode-split", (KP_NFT,), ("legacy",), "split", ["ip kube-proxy", "ip6 kube-proxy"],
-         [], 4),
+         [], 4, "nftables"),
+    # iptables-nft's KUBE-* chains beside kube-proxy's nft tables: even nft's own listing
+    # shows both modes
+    Node("mode-split-iptables-nft", (KP_NFT,), ("nft",), "split",
+         ["ip kube-proxy", "ip6 kube-proxy"], ["ip filter", "ip mangle", "ip nat"], 4, "split"),
 ]
 
 
@@ -119,3 +125,8 @@ def test_slow_nft_calls_are_announced(reading: tuple[Node, dict, list[str]]) -> 
     assert got["notes"][0] == \
         "reading nftables rules with `nft -j list tables` (slow on big nodes)…"
     assert len(got["notes"]) == node.nft_calls     # list tables, list chains, each table
+
+
+def test_the_listing_alone_tells_the_mode(reading: tuple[Node, dict, list[str]]) -> None:
+    node, got, _ = reading
+    assert got["listing_mode"] == node.listing_mode
