@@ -24,6 +24,7 @@ from svctrace.trace.engine import trace_packet
 from svctrace.trace.nft_engine import trace_nft
 
 EXTERNAL_CLIENT = "203.0.113.10"       # TEST-NET-3 (RFC 5737): an outside client; never sent to
+EXTERNAL_CLIENT6 = "2001:db8::10"      # the IPv6 documentation prefix (RFC 3849), likewise
 
 
 @dataclass(frozen=True)
@@ -279,13 +280,14 @@ def _entry_points(svc: Service, port: ServicePort, pod_src: str | None, node_ip:
                   family: int, notes: list[str]) -> list[tuple[str, str, str, str, int, bool]]:
     """(entry, client, source, destination, port, expected to reach) for one service port."""
     points: list[tuple[str, str, str, str, int, bool]] = []
+    outside = EXTERNAL_CLIENT if family == 4 else EXTERNAL_CLIENT6
     for cip in _family(svc.cluster_ips, family):
         if pod_src:
             points.append(("clusterIP", "pod", pod_src, cip, port.port, True))
         if node_ip:
             points.append(("clusterIP", "node", node_ip, cip, port.port, True))
     if port.node_port and node_ip:
-        points.append(("nodePort", "external", EXTERNAL_CLIENT, node_ip, port.node_port, True))
+        points.append(("nodePort", "external", outside, node_ip, port.node_port, True))
     for ing in svc.lb_ingress:
         if not ing.ip or ing.ip_mode == "Proxy" or ip_address(ing.ip).version != family:
             continue
@@ -299,9 +301,9 @@ def _entry_points(svc: Service, port: ServicePort, pod_src: str | None, node_ip:
             if outside:
                 points.append(("loadBalancer", "disallowed", outside, ing.ip, port.port, False))
         else:
-            points.append(("loadBalancer", "external", EXTERNAL_CLIENT, ing.ip, port.port, True))
+            points.append(("loadBalancer", "external", outside, ing.ip, port.port, True))
     for eip in _family(svc.external_ips, family):
-        points.append(("externalIP", "external", EXTERNAL_CLIENT, eip, port.port, True))
+        points.append(("externalIP", "external", outside, eip, port.port, True))
     if pod_src is None:
         notes.append("no pod CIDR found in the rules: no from-a-pod trace (give --src)")
     return points
@@ -320,7 +322,7 @@ def _family(addresses: tuple[str, ...], family: int) -> list[str]:
 
 def _outside(ranges: list[str], family: int) -> str | None:
     candidates = [EXTERNAL_CLIENT, "198.51.100.10", "192.0.2.10"] if family == 4 else \
-        ["2001:db8::10", "2001:db8:ffff::10"]
+        [EXTERNAL_CLIENT6, "2001:db8:ffff::10"]
     nets = [ip_network(r.strip(), False) for r in ranges]
     return next((c for c in candidates if not any(ip_address(c) in n for n in nets)), None)
 
@@ -340,8 +342,8 @@ def _service_family(svc: Service) -> int:
 
 
 def _pod_source(ruleset: Ruleset | NftRuleset, family: int) -> str | None:
-    cidr = kubeproxy_nft.infer_pod_cidr(ruleset) if isinstance(ruleset, NftRuleset) else \
-        infer_pod_cidr(ruleset)
+    cidr = kubeproxy_nft.infer_pod_cidr(ruleset, family) if isinstance(ruleset, NftRuleset) \
+        else infer_pod_cidr(ruleset)
     if cidr is None:
         return None
     net = ip_network(cidr, False)

@@ -13,9 +13,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache, partial
+from itertools import islice
 from typing import Any
 
 from svctrace.model.kubeproxy import (
@@ -687,28 +688,35 @@ def map_services(ruleset: NftRuleset, names: Mapping[str, str] | None = None,
 # --- node facts hinted by the rules --------------------------------------------------------------
 
 _POD_CIDR_VOTES = 25
+_DETECTOR_CHAINS = 500       # a node without a detector has none in its first chains either
 
 
-def infer_pod_cidr(ruleset: NftRuleset) -> str | None:
-    """The cluster CIDR of kube-proxy's local-traffic detector, the most common one: the
-    `ip saddr != CIDR` of a ClusterIP masquerade mark (1.36 `services`, ≤ 1.35 the internal
-    chains) or the `ip saddr CIDR goto service-…` pod short-circuit of an external- chain."""
+def infer_pod_cidr(ruleset: NftRuleset, family: int | None = None) -> str | None:
+    """The cluster CIDR of kube-proxy's local-traffic detector (in the table of `family`, 4 or
+    6, if given), the most common one: the `ip saddr != CIDR` of a ClusterIP masquerade mark
+    (1.36 `services`, ≤ 1.35 the internal chains) or the `ip saddr CIDR goto service-…` pod
+    short-circuit of an external- chain."""
     votes: dict[str, int] = {}
     for table in kube_proxy_tables(ruleset):
+        if family is not None and _FAMILY_NUMBER[table.family] != family:
+            continue
         for chain in _detector_chains(table):
             for rule in chain.rules:
-                cidr = _detector_cidr(rule.statements)
+                # only rules that test a source address; the DNAT maps are never parsed
+                cidr = _detector_cidr(rule.statements) if "saddr" in rule.text else None
                 if cidr is not None:
                     votes[cidr] = votes.get(cidr, 0) + 1
-            if votes and max(votes.values()) >= _POD_CIDR_VOTES:
-                break        # a big node has 10,000 such chains; a few agreeing votes suffice
+            if votes and (chain.name == "services" or max(votes.values()) >= _POD_CIDR_VOTES):
+                break        # 1.36: the one rule in `services`; ≤ 1.35: a few agreeing votes
     return max(votes, key=lambda c: votes[c]) if votes else None
 
 
-def _detector_chains(table: NftTable) -> list[NftChain]:
-    names = ["services", *(n for n in table.chains if n.startswith(("service-", "local-",
-                                                                     "external-")))]
-    return [table.chains[n] for n in names if n in table.chains]
+def _detector_chains(table: NftTable) -> Iterator[NftChain]:
+    """`services`, then the first _DETECTOR_CHAINS service-/local-/external- chains."""
+    if "services" in table.chains:
+        yield table.chains["services"]
+    names = (n for n in table.chains if n.startswith(("service-", "local-", "external-")))
+    yield from (table.chains[n] for n in islice(names, _DETECTOR_CHAINS))
 
 
 def _detector_cidr(stmts: tuple[Statement, ...]) -> str | None:

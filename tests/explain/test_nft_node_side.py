@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+from ipaddress import ip_network
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,7 @@ from svctrace.cluster.snapshot import parse_snapshot, view_from_snapshot
 from svctrace.diagnose.cluster import explain_cluster
 from svctrace.diagnose.node import NodeInput, explain_node, verdict
 from svctrace.model.trace import node_context
-from svctrace.rules.iptables_save import parse_iptables_save
-from svctrace.rules.nft_json import parse_nft_json
+from svctrace.rules.sources import load_ruleset
 
 FIX = Path(__file__).parent.parent / "fixtures"
 DEMO, PUB = FIX / "rig-v1.36", FIX / "rig-v1.36-scenarios"
@@ -30,10 +30,9 @@ RULESETS: dict[Path, object] = {}
 
 
 def _rules(path: Path) -> object:
+    """Any form, told from the content (iptables-save, nft text, JSON or -f input)."""
     if path not in RULESETS:
-        text = path.read_text()
-        RULESETS[path] = parse_nft_json(text, str(path)) if path.suffix == ".json" else \
-            parse_iptables_save(text, str(path))
+        RULESETS[path] = load_ruleset(str(path))
     return RULESETS[path]
 
 
@@ -235,3 +234,35 @@ def test_localhost_nodeport_follows_the_mode(rules: Path, node, expected: set) -
     packet = make_packet("127.0.0.1", "127.0.0.1", "tcp", 40000, 30080)  # web-np's NodePort
     trace = trace_node_packet(packet, NodeInput(_rules(rules), node))  # type: ignore[arg-type]
     assert {(o.destination, o.masquerade) for o in trace.outcomes} == expected
+
+
+def _web6_api() -> dict:
+    """An IPv6 Service as the hand-written dumps program it (eval/web6, 2 endpoints)."""
+    eps = [("fd00:10:244:1::11", "node1"), ("fd00:10:244:2::12", "node2")]
+    return {"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Service",
+         "metadata": {"name": "web6", "namespace": "eval"},
+         "spec": {"type": "NodePort", "clusterIP": "fd00:10:96::10",
+                  "clusterIPs": ["fd00:10:96::10"], "ipFamilies": ["IPv6"],
+                  "selector": {"app": "web6"},
+                  "ports": [{"name": "http", "port": 80, "protocol": "TCP",
+                             "targetPort": 8080, "nodePort": 30080}]}},
+        {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv6",
+         "metadata": {"name": "web6-x", "namespace": "eval",
+                      "labels": {"kubernetes.io/service-name": "web6"}},
+         "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+         "endpoints": [{"addresses": [a], "conditions": {"ready": True}, "nodeName": n}
+                       for a, n in eps]}]}
+
+
+@pytest.mark.parametrize("dump", ["eval-v1.35.nft", "eval-v1.36.nft"])
+def test_ipv6_service_in_the_ip6_table(dump: str) -> None:
+    ex, node = _explain(_web6_api(), "web6", "eval", FIX / "nft" / dump,
+                        node_context(["10.10.0.10", "fd00:10:10::10"], "node1"))
+    assert [(c.spn, c.family) for c in node.chains] == [("eval/web6:http", 6)]
+    assert node.drift == ()
+    pod = _trace(node, "clusterIP", "pod")
+    assert pod.packet.src in ip_network("fd00:10:244::/48")      # the ip6 table's detector
+    assert set(pod.destinations) == {"[fd00:10:244:1::11]:8080", "[fd00:10:244:2::12]:8080"}
+    assert {e for (e, _) in {(t.entry, t.client) for t in node.traces}} >= {"clusterIP",
+                                                                           "nodePort"}
