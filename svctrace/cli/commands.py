@@ -11,6 +11,7 @@ COMMAND_MODULES = (
     "svctrace.cli.rules_cmd",
     "svctrace.cli.trace_cmd",
     "svctrace.cli.snapshot_cmd",
+    "svctrace.cli.doctor_cmd",
     "svctrace.cli.completion_cmd",
 )
 

@@ -9,31 +9,29 @@ Subcommands and options come from the CLI's own click tree (what typer built), s
 never out of date. Values come from the line itself: `--snapshot FILE` gives Service,
 namespace and node names from the file; otherwise live names are looked up with
 `svctrace.cluster.live.list_names` using the `-n`, `--context` and `--kubeconfig` already
-typed, bounded by LIVE_TIMEOUT and cached for CACHE_TTL seconds. Any failure completes
-nothing, silently: a TAB must never print an error or hang the shell.
+typed, bounded by LIVE_TIMEOUT and cached briefly (complete_cache.py). Any failure
+completes nothing, silently: a TAB must never print an error or hang the shell.
 """
 
 from __future__ import annotations
 
 import enum
-import hashlib
-import json
 import os
 import re
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from svctrace.cli.complete_cache import cache_read, cache_write
+from svctrace.cli.complete_files import rules_file_names, snapshot_names
 
 # Cobra's ShellCompDirective bits (spf13/cobra completions.go)
 ERROR, NO_SPACE, NO_FILE_COMP, FILTER_FILE_EXT, FILTER_DIRS, KEEP_ORDER = 1, 2, 4, 8, 16, 32
 DEFAULT = 0           # no candidates → the shell completes file names
 
-LIVE_TIMEOUT = 1.0    # seconds, the whole live look-up (import, kubeconfig, request)
-CACHE_TTL = 10.0      # seconds a live answer is reused
+LIVE_TIMEOUT = 1.0    # seconds, the whole look-up (import, kubeconfig, request, or file)
 SERVICE_PREFIXES = ("svc/", "service/", "services/")
-RULES_SCAN_LIMIT = 32 * 1024 * 1024   # bytes of an iptables-save file read for names
 
 # Fixed choices, by the option's long name (the commands take them as plain strings).
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -219,55 +217,18 @@ def names_for(line: Line, kind: str) -> list[str]:
     namespace = line.values.get("--namespace")
     snapshot = line.values.get("--snapshot")
     if snapshot and kind != "contexts":
-        return snapshot_names(snapshot, kind, namespace)
+        return file_names(lambda: snapshot_names(snapshot, kind, namespace))
     rules = line.values.get("--rules")
     if rules and kind == "services" and line.command.name == "rules":
-        return rules_file_names(rules, namespace)
+        return file_names(lambda: rules_file_names(rules, namespace))
     return live_names(kind, namespace, line.values.get("--context"),
                       line.values.get("--kubeconfig"))
 
 
-def snapshot_names(path: str, kind: str, namespace: str | None) -> list[str]:
-    """Service, namespace or node names in a snapshot file ([] when it cannot be read)."""
-    if path == "-":
-        return []                       # stdin belongs to the shell, not to us
-    from svctrace.cluster.snapshot import read_snapshot
-    try:
-        state = read_snapshot(os.path.expanduser(path))
-    except Exception:  # noqa: BLE001 - SnapshotError, or anything a half-written file causes
-        return []
-    if kind == "nodes":
-        return [n.name for n in state.nodes]
-    if kind == "namespaces":
-        return [s.namespace for s in state.services]
-    if kind == "services":
-        return [s.name for s in state.services if namespace in (None, s.namespace)]
-    return []
-
-
-# kube-proxy's comment on a KUBE-SERVICES entry: "NAMESPACE/NAME[:PORT] cluster IP" (the
-# comments vanish above 1,000 endpoints; then there is nothing to offer, which is fine)
-_RULES_COMMENT = re.compile(r'^-A KUBE-SERVICES .*?--comment "?([a-z0-9.-]+)/([a-z0-9.-]+)',
-                            re.MULTILINE)
-
-
-# nftables mode: per-service chain names (kube-proxy-semantics.md §2.4), in any of nft's forms
-_NFT_CHAIN = re.compile(r"\b(?:service|local|external|firewall)-[A-Z2-7]{8}-"
-                        r"([a-z0-9.-]+)/([a-z0-9.-]+)/")
-
-
-def rules_file_names(path: str, namespace: str | None) -> list[str]:
-    """Service names in a rules file: kube-proxy's rule comments (iptables-save) or its
-    per-service chain names (nft output)."""
-    if path == "-":
-        return []
-    try:
-        with open(os.path.expanduser(path), encoding="utf-8", errors="replace") as f:
-            text = f.read(RULES_SCAN_LIMIT)
-    except OSError:
-        return []
-    found = _RULES_COMMENT.findall(text) + _NFT_CHAIN.findall(text)
-    return list(dict.fromkeys(name for ns, name in found if namespace in (None, ns)))
+def file_names(read: Callable[[], list[str]]) -> list[str]:
+    """Names read from a local file, within the same deadline as a live look-up: a file
+    can be slow too (a network mount, a snapshot that is costly to parse)."""
+    return run_with_deadline(read, LIVE_TIMEOUT)[0]
 
 
 def live_names(kind: str, namespace: str | None, context: str | None,
@@ -309,47 +270,6 @@ def run_with_deadline(call: Callable[[], list[str]], seconds: float) -> tuple[li
         TIMED_OUT.set()
         return [], False
     return result[0], True
-
-
-# --- the cache ---------------------------------------------------------------------------
-
-def cache_dir() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "svctrace")
-
-
-def _cache_path(key: list[str | None]) -> str:
-    digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:24]
-    return os.path.join(cache_dir(), f"names-{digest}.json")
-
-
-def cache_read(key: list[str | None], now: float | None = None) -> list[str] | None:
-    """The cached names for `key` if written less than CACHE_TTL seconds ago."""
-    path = _cache_path(key)
-    try:
-        age = (time.time() if now is None else now) - os.stat(path).st_mtime
-        if not 0 <= age < CACHE_TTL:
-            return None
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return None
-    names = data.get("names") if isinstance(data, dict) else None
-    return [str(n) for n in names] if isinstance(names, list) else None
-
-
-def cache_write(key: list[str | None], names: list[str]) -> None:
-    """Write atomically (a TAB in another terminal may be reading); mode 0600."""
-    path = _cache_path(key)
-    try:
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"names": names}, f)
-        os.replace(tmp, path)
-    except OSError:
-        pass
 
 
 # --- click helpers (typer's click, duck-typed so this module imports no click) -----------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
+from functools import cache
 from typing import IO, Any
 
 
@@ -27,11 +28,11 @@ class Environment:
 
         Piped or redirected output is not cropped to 80 columns: it gets `piped_width`
         columns unless COLUMNS says otherwise."""
-        from rich.console import Console
         color = self.use_color()
-        console = Console(file=self.stdout, force_terminal=color, no_color=not color,
-                          color_system="auto" if color else None, highlight=False,
-                          soft_wrap=not self.stdout.isatty())
+        console = _literal_console_class()(
+            file=self.stdout, force_terminal=color, no_color=not color,
+            color_system="auto" if color else None, highlight=False,
+            soft_wrap=not self.stdout.isatty())
         if not self.stdout.isatty() and "COLUMNS" not in os.environ:
             console.width = piped_width
         return console
@@ -39,7 +40,8 @@ class Environment:
     def note(self, text: str) -> None:
         """A diagnostic line on stderr (suppressed by -q)."""
         if not self.quiet:
-            self.stderr.write(f"svctrace: {text}\n")
+            from svctrace.render.literal import printable
+            self.stderr.write(f"svctrace: {printable(text)}\n")
 
     def write_json(self, data: object) -> None:
         import json
@@ -48,3 +50,25 @@ class Environment:
     def write_yaml(self, data: object) -> None:
         import yaml
         self.stdout.write(yaml.safe_dump(data, sort_keys=True))
+
+
+@cache
+def _literal_console_class() -> Any:
+    """rich's Console, made to escape control characters in what it writes.
+
+    The renderers already escape what comes from the cluster or the rules (render.literal);
+    this is the backstop for a string they missed: an ESC in a rule comment must not reach
+    the terminal. Only text segments are escaped; rich's own control segments and the escape
+    codes of styles are written as they are."""
+    from rich.console import Console
+    from rich.segment import Segment
+
+    from svctrace.render.literal import printable_lines
+
+    class LiteralConsole(Console):
+        def _render_buffer(self, buffer: Any) -> str:
+            return super()._render_buffer(
+                seg if seg.control else Segment(printable_lines(seg.text), seg.style)
+                for seg in buffer)
+
+    return LiteralConsole

@@ -100,7 +100,7 @@ def parse_service_ref(text: str) -> str:
     return name
 
 
-def parse_duration(text: str) -> float:
+def parse_duration(text: str, option: str = "--request-timeout") -> float:
     """kubectl-style request timeout: `5s`, `500ms`, `1m` or plain seconds."""
     value = text.strip().lower()
     scale = 1.0
@@ -111,9 +111,9 @@ def parse_duration(text: str) -> float:
     try:
         seconds = float(value) * scale
     except ValueError:
-        raise UsageError(f"invalid --request-timeout {text!r} (e.g. 5s, 500ms)") from None
+        raise UsageError(f"invalid {option} {text!r} (e.g. 5s, 500ms)") from None
     if seconds <= 0:
-        raise UsageError(f"--request-timeout must be positive, got {text!r}")
+        raise UsageError(f"{option} must be positive, got {text!r}")
     return seconds
 
 
@@ -149,8 +149,8 @@ def _print_text(report: ExplainReport, opts: ExplainOptions, env: Environment) -
     console = env.console()
     parts = cluster_renderables(report.cluster, wide=opts.output == "wide", now=now)
     if report.data.get("verdict"):
-        from rich.text import Text
-        console.print(Text(f"verdict: {report.data['verdict']}", style="bold"))
+        from svctrace.render.literal import text
+        console.print(text(f"verdict: {report.data['verdict']}", style="bold"))
         console.print()
     for part in [*parts, *node_sections(report, opts), findings_renderable(report.findings)]:
         console.print(part)

@@ -115,9 +115,10 @@ def _fail(message: str, hint: str | None, status: int) -> None:
     if DEBUG and sys.exc_info()[0] is not None:
         import traceback
         traceback.print_exc()
-    sys.stderr.write(f"svctrace: error: {message}\n")
+    from svctrace.render.literal import printable  # names and exec stderr are data
+    sys.stderr.write(f"svctrace: error: {printable(message)}\n")
     if hint:
-        sys.stderr.write(f"hint: {hint}\n")
+        sys.stderr.write(f"hint: {printable(hint)}\n")
     sys.exit(int(status))
 
 

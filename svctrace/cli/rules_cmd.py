@@ -41,6 +41,11 @@ def rules(
     output: str = options.Output,
     color: str = options.Color,
     quiet: bool = options.Quiet,
+    digest: bool = typer.Option(False, "--digest", help="Print the rules' digest (JSON): for "
+                                "every service port its entry points and the endpoints, with "
+                                "shares, its chains send to (what 'doctor' compares)."),
+    node: str = typer.Option(None, "--node", help="With --digest: the node the rules are "
+                             "from (recorded in the digest)."),
 ) -> None:
     import gc
 
@@ -51,7 +56,24 @@ def rules(
     env = Environment(color=options.check_color(color), quiet=quiet)
     fmt = options.check_output(output)
     name = parse_service_arg(service) if service is not None else None
+    if digest or node is not None:
+        write_digest(env, rules_file, name, node, digest)
+        return
     run_rules(env, rules_file, name, namespace, fmt)
+
+
+def write_digest(env: Environment, rules_file: str | None, name: str | None,
+                 node: str | None, digest: bool) -> None:
+    """`--digest`: svctrace.diagnose.digest.node_digest of the rules, as JSON."""
+    from svctrace.diagnose.digest import node_digest
+    from svctrace.errors import UsageError
+    from svctrace.rules.sources import load_ruleset
+
+    if not digest:
+        raise UsageError("--node NAME goes with --digest")
+    if name is not None:
+        raise UsageError("--digest covers every Service: give no SERVICE")
+    env.write_json(node_digest(load_ruleset(rules_file), node))
 
 
 def parse_service_arg(arg: str) -> str:

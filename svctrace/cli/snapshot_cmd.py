@@ -60,8 +60,14 @@ def snapshot(
 
 
 def capture_namespace(conn: Connection, namespace: str | None) -> list[dict[str, Any]]:
-    """Every Service, EndpointSlice and Pod of a namespace (None: of every namespace)."""
-    return [item for kind in KINDS for item in _sorted(conn.list_raw(kind, namespace))]
+    """Every Service, EndpointSlice and Pod of a namespace (None: of every namespace), read
+    page by page (kubectl's chunked lists)."""
+    return [item for kind in KINDS for item in _sorted(_list_all(conn, kind, namespace))]
+
+
+def _list_all(conn: Connection, kind: str, namespace: str | None) -> list[dict[str, Any]]:
+    from svctrace.cluster.listing import list_kept, raw_item
+    return list_kept(conn, kind, namespace, raw_item(kind))
 
 
 def capture_services(conn: Connection, namespace: str, names: list[str]) -> list[dict[str, Any]]:
@@ -84,7 +90,7 @@ def capture_nodes(conn: Connection, env: Environment) -> list[dict[str, Any]]:
     """All nodes; a note (not an error) when nodes may not be listed."""
     from svctrace.errors import ClusterError
     try:
-        return _sorted(conn.list_raw("nodes", None))
+        return _sorted(_list_all(conn, "nodes", None))
     except ClusterError as err:
         if "403" not in err.message:
             raise

@@ -60,6 +60,17 @@ def find_kube_proxy_pod(conn: Connection, node: str) -> str:
 
 def _kube_proxy_pod(conn: Connection, node: str) -> dict[str, Any] | None:
     pods = conn.list_raw("pods", KUBE_PROXY_NAMESPACE, field_selector=f"spec.nodeName={node}")
+    return _running_kube_proxy(pods)
+
+
+def choose_kube_proxy_pod(pods: list[dict[str, Any]]) -> str | None:
+    """Of one node's kube-system pods, the running kube-proxy one's name (by label, then by
+    name)."""
+    chosen = _running_kube_proxy(pods)
+    return str(chosen["metadata"]["name"]) if chosen else None
+
+
+def _running_kube_proxy(pods: list[dict[str, Any]]) -> dict[str, Any] | None:
     running = [p for p in pods if (p.get("status") or {}).get("phase") == "Running"]
     labelled = [p for p in running
                 if (p.get("metadata", {}).get("labels") or {}).get("k8s-app") == "kube-proxy"]
@@ -101,8 +112,14 @@ def read_rules_through_exec(conn: Connection, node: str,
             raise _no_kube_proxy_pod(node)
         return read_rules_in_debug_pod(conn, node, debug_image)
     name = str(pod["metadata"]["name"])
-    where = f"{KUBE_PROXY_NAMESPACE}/{name} on node {node}"
-    text, ran = read_rules_in_pod(conn, name, where, proxy_mode(pod) == "nftables")
+    return save_rules_in_pod(conn, name, node, proxy_mode(pod) == "nftables")
+
+
+def save_rules_in_pod(conn: Connection, pod: str, node: str,
+                      nftables: bool = False) -> tuple[str, str]:
+    """(rules text, source description) read from kube-proxy pod `pod` on `node`."""
+    where = f"{KUBE_PROXY_NAMESPACE}/{pod} on node {node}"
+    text, ran = read_rules_in_pod(conn, pod, where, nftables)
     return text, f"{ran} in {where}"
 
 
@@ -136,6 +153,15 @@ def _nft_ruleset(conn: Connection, pod: str, text_only: bool) -> tuple[str, str]
 
 def _succeeded(status: dict | None) -> bool:
     return status is None or status.get("status") == "Success"
+
+
+def own_connection(conn: Connection, timeout: float) -> Connection:
+    """A Connection with its own API client, for one thread: the client's `stream()` swaps
+    the ApiClient's request method while an exec runs, so threads must not share one."""
+    from kubernetes.client.api_client import ApiClient
+
+    return Connection(ApiClient(configuration=conn.api_client.configuration), conn.server,
+                      conn.context, conn.namespace, timeout)
 
 
 def _saved_rules(stdout: str, stderr: str, status: dict | None, where: str,

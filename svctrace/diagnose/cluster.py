@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from shlex import quote
 
 from svctrace.diagnose.joins import (
     EndpointRow,
@@ -83,21 +84,31 @@ def _pod_row(view: ServiceView, pod: Pod, endpoints: tuple[EndpointRow, ...]) ->
 
 # --- kubectl commands that show the evidence by hand -------------------------------------
 
+# Every name is shell-quoted: the commands are meant to be pasted, and a crafted object name
+# must not become shell syntax (`web;touch pwned`).
+
 def _ns(svc: Service) -> str:
-    return f"-n {svc.namespace}"
+    return f"-n {quote(svc.namespace)}"
 
 
 def _cmd_svc(svc: Service) -> str:
-    return f"kubectl get service {svc.name} {_ns(svc)} -o yaml"
+    return f"kubectl get service {quote(svc.name)} {_ns(svc)} -o yaml"
+
+
+def _slice_label(svc: Service) -> str:
+    return quote(f"kubernetes.io/service-name={svc.name}")
 
 
 def _cmd_slices(svc: Service) -> str:
-    return (f"kubectl get endpointslices {_ns(svc)} "
-            f"-l kubernetes.io/service-name={svc.name} -o yaml")
+    return f"kubectl get endpointslices {_ns(svc)} -l {_slice_label(svc)} -o yaml"
+
+
+def _pods_selected(svc: Service) -> str:
+    return f"kubectl get pods {_ns(svc)} -l {quote(selector_text(svc.selector))}"
 
 
 def _cmd_pods(svc: Service) -> str:
-    return f"kubectl get pods {_ns(svc)} -l {selector_text(svc.selector)} -o wide"
+    return f"{_pods_selected(svc)} -o wide"
 
 
 def _capped(lines: list[str]) -> tuple[str, ...]:
@@ -186,8 +197,8 @@ def check_target_ports(ex: ClusterExplanation) -> list[Finding]:
     return [Finding("SVC-TARGETPORT-NOT-EXPOSED", Severity.ERROR if named else Severity.WARNING,
                     f"targetPort of {', '.join(ports)} is not exposed by "
                     f"{len({r.pod for r in bad})} pod(s)", _capped(evidence),
-                    f"kubectl get pods {_ns(ex.service)} -l {selector_text(ex.service.selector)}"
-                    " -o jsonpath='{range .items[*]}{.metadata.name}{\"\\t\"}"
+                    _pods_selected(ex.service) + " -o jsonpath='{range .items[*]}"
+                    "{.metadata.name}{\"\\t\"}"
                     "{.spec.containers[*].ports}{\"\\n\"}{end}'")]
 
 
@@ -251,8 +262,8 @@ def _local_policy(ex: ClusterExplanation, fid: str, policy: str, traffic: str) -
     return [Finding(fid, Severity.WARNING,
                     f"{policy}=Local: {traffic} arriving at {', '.join(sorted(dropping))} "
                     "is dropped (no local endpoint there)", tuple(evidence),
-                    f"kubectl get endpointslices {_ns(svc)} -l kubernetes.io/service-name="
-                    f"{svc.name} -o custom-columns=ADDR:.endpoints[*].addresses,"
+                    f"kubectl get endpointslices {_ns(svc)} -l {_slice_label(svc)} "
+                    "-o custom-columns=ADDR:.endpoints[*].addresses,"
                     "NODE:.endpoints[*].nodeName,READY:.endpoints[*].conditions.ready")]
 
 

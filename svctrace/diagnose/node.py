@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from ipaddress import ip_address, ip_network
+from shlex import quote
 
 from svctrace.diagnose.cluster import ClusterExplanation, PodRow
 from svctrace.diagnose.joins import slice_serves, usable_endpoints
@@ -381,7 +382,8 @@ def trace_findings(ex: ClusterExplanation, traces: tuple[EntryTrace, ...]) -> li
             "a backend on this node",
             tuple(f"{t.entry} {t.destination} from {t.client} {t.source}: "
                   f"{_outcome_summary(t)}" for t in failed),
-            f"svctrace trace --rules RULES --src {failed[0].source} --dst {failed[0].destination}"))
+            f"svctrace trace --rules RULES --src {quote(failed[0].source)} "
+            f"--dst {quote(failed[0].destination)}"))
     leaky = [t for t in traces if not t.expect_reach and
              any(o.destination for o in t.trace.outcomes)]
     if leaky:
@@ -397,7 +399,7 @@ def trace_findings(ex: ClusterExplanation, traces: tuple[EntryTrace, ...]) -> li
         out.append(Finding("TRACE-UNHEALTHY-BACKEND", Severity.WARNING,
                            f"{svc.namespace}/{svc.name}: traffic can reach backends whose pod "
                            "is not ready", tuple(unhealthy),
-                           f"kubectl get pods -n {svc.namespace} -o wide"))
+                           f"kubectl get pods -n {quote(svc.namespace)} -o wide"))
     assumed = sorted({a.describe() for t in traces for o in t.trace.outcomes
                       for a in o.assumptions})
     if assumed:

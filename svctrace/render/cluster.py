@@ -15,6 +15,7 @@ from svctrace.diagnose.cluster import ClusterExplanation, PodRow
 from svctrace.diagnose.joins import EndpointRow, NearMiss, PortResolution, workload_of
 from svctrace.model.cluster import Service, ServicePort
 from svctrace.model.findings import Finding, Severity
+from svctrace.render.literal import printable, text
 
 SCHEMA = "svctrace/v1"
 
@@ -124,17 +125,19 @@ def age(timestamp: str | None, now: datetime) -> str:
 
 
 def _port_text(sp: ServicePort) -> str:
-    text = f"{sp.name or '(unnamed)'} {sp.port}/{sp.protocol} → {sp.target_port}"
+    text = f"{printable(sp.name or '(unnamed)')} {sp.port}/{printable(sp.protocol)} → " \
+        f"{printable(sp.target_port)}"
     return text + (f" (nodePort {sp.node_port})" if sp.node_port else "")
 
 
 def service_renderable(svc: Service) -> Any:
     from rich.table import Table
+    from rich.text import Text
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
     kind = "headless" if svc.is_headless else svc.type
-    grid.add_row("Service", f"{svc.namespace}/{svc.name} ({kind})")
+    grid.add_row("Service", text(f"{svc.namespace}/{svc.name} ({kind})"))
     rows = [("Cluster IPs", ", ".join(svc.cluster_ips)),
             ("External name", svc.external_name or ""),
             ("Ports", "\n".join(_port_text(sp) for sp in svc.ports)),
@@ -150,13 +153,15 @@ def service_renderable(svc: Service) -> Any:
             ("Internal traffic", svc.internal_traffic_policy or ""),
             ("IP families", ", ".join(svc.ip_families))]
     for label, value in rows:
-        if value:
-            grid.add_row(label, value)
+        if value:       # printable per line: Ports has one line per port
+            grid.add_row(label, Text("\n".join(map(printable, value.split("\n")))))
     return grid
 
 
-def _yes(value: bool | None) -> str:
-    return "?" if value is None else ("yes" if value else "[red]no[/]")
+def _yes(value: bool | None) -> Any:
+    from rich.text import Text
+    return Text("?" if value is None else ("yes" if value else "no"),
+                style="red" if value is False else "")
 
 
 def _last_state(pod: Any) -> str:
@@ -174,10 +179,12 @@ def pods_renderable(ex: ClusterExplanation, wide: bool, now: datetime) -> Any:
         table.add_column(col)
     for row in ex.pods:
         p = row.pod
-        cells = [p.name, p.ip or "-", p.node_name or "-", p.phase, _yes(p.ready),
-                 str(p.restarts), _last_state(p) or "-", age(p.creation_timestamp, now),
-                 "yes" if row.endpoint_slices else f"[yellow]no: {row.absent_reason}[/]"]
-        table.add_row(*cells, *([_yes(row.node_ready), workload_of(p)] if wide else []))
+        cells = [text(p.name), text(p.ip or "-"), text(p.node_name or "-"), text(p.phase),
+                 _yes(p.ready), str(p.restarts), text(_last_state(p) or "-"),
+                 age(p.creation_timestamp, now),
+                 text("yes") if row.endpoint_slices else text(f"no: {row.absent_reason}",
+                                                             "yellow")]
+        table.add_row(*cells, *([_yes(row.node_ready), text(workload_of(p))] if wide else []))
     return table
 
 
@@ -189,9 +196,10 @@ def ports_renderable(ex: ClusterExplanation) -> Any:
         table.add_column(col)
     for row in ex.pods:
         for r in row.ports:
-            status = r.status if r.status == "ok" else f"[red]{r.status}[/]"
-            table.add_row(ex.service.port_name(r.service_port), r.pod, r.container or "-",
-                          f"{r.container_port or '-'}/{r.protocol}", status)
+            status = text(r.status, "" if r.status == "ok" else "red")
+            table.add_row(text(ex.service.port_name(r.service_port)), text(r.pod),
+                          text(r.container or "-"),
+                          text(f"{r.container_port or '-'}/{r.protocol}"), status)
     return table
 
 
@@ -206,29 +214,30 @@ def endpoints_renderable(ex: ClusterExplanation, wide: bool) -> Any:
         pod = row.pod.name if row.pod else "(no pod)"
         extra = [row.slice, ",".join(f"{p.name or '-'}:{p.port}/{p.protocol}" for p in row.ports)
                  or "(none)", ",".join(ep.hints_zones + ep.hints_nodes) or "-"] if wide else []
-        table.add_row(",".join(ep.addresses), _yes(c.ready), _yes(c.serving),
-                      "[yellow]yes[/]" if c.terminating else "no", ep.node_name or "-",
-                      ep.zone or "-", pod, *extra)
+        table.add_row(text(",".join(ep.addresses)), _yes(c.ready), _yes(c.serving),
+                      text("yes", "yellow") if c.terminating else "no",
+                      text(ep.node_name or "-"), text(ep.zone or "-"), text(pod),
+                      *map(text, extra))
     return table
 
 
 def findings_renderable(findings: list[Finding] | tuple[Finding, ...]) -> Any:
     """Findings, worst first, each with its evidence and the command to check it by hand."""
     from rich.text import Text
-    text = Text()
+    out = Text()
     ordered = sorted(findings, key=lambda f: (-int(f.severity), f.id, f.message))
-    text.append("Findings\n", style="bold")
+    out.append("Findings\n", style="bold")
     if not ordered:
-        text.append("  none\n")
+        out.append("  none\n")
     for f in ordered:
-        text.append(f"  {str(f.severity):<7} ", style=SEVERITY_STYLE[f.severity])
-        text.append(f"{f.id}", style="bold")
-        text.append(f"  {f.message}\n")
+        out.append(f"  {str(f.severity):<7} ", style=SEVERITY_STYLE[f.severity])
+        out.append(f"{f.id}", style="bold")
+        out.append(f"  {printable(f.message)}\n")
         for line in f.evidence:
-            text.append(f"          {line}\n", style="dim")
+            out.append(f"          {printable(line)}\n", style="dim")
         if f.command:
-            text.append(f"          $ {f.command}\n")
-    return text
+            out.append(f"          $ {printable(f.command)}\n")
+    return out
 
 
 def cluster_renderables(ex: ClusterExplanation, wide: bool = False,

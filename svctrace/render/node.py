@@ -7,6 +7,7 @@ from typing import Any
 from svctrace.diagnose.cluster import ClusterExplanation
 from svctrace.diagnose.node import EntryTrace, NodeExplanation, pod_for
 from svctrace.model.kubeproxy import ServiceChains
+from svctrace.render.literal import printable
 from svctrace.render.trace import outcome_dict, outcome_headline
 
 
@@ -70,30 +71,30 @@ def _chain_tree(c: ServiceChains, raw: bool, wide: bool) -> Any:
     from rich.text import Text
     from rich.tree import Tree
 
-    tree = Tree(Text(c.display_name, style="bold"))
+    tree = Tree(Text(printable(c.display_name), style="bold"))
     for e in c.entries:
         node = tree.add(Text.assemble((f"{e.kind} ", "cyan"),
-                                      f"{e.address or '*'}:{e.port} → {e.target}"))
+                                      printable(f"{e.address or '*'}:{e.port} → {e.target}")))
         if raw:
-            node.add(Text(e.rule.text, style="dim", overflow="fold"))
+            node.add(Text(printable(e.rule.text), style="dim", overflow="fold"))
     for role, name in sorted(c.chains.items()):
         if name:
-            tree.add(Text.assemble((f"{role.upper()} ", "cyan"), name))
+            tree.add(Text.assemble((f"{role.upper()} ", "cyan"), printable(name)))
     for m in c.masquerade:
-        tree.add(Text(f"masquerade in {m.chain}: {m.condition or 'always'} ({m.reason})",
-                      style="yellow"))
+        tree.add(Text(printable(f"masquerade in {m.chain}: {m.condition or 'always'} "
+                                f"({m.reason})"), style="yellow"))
     shown: set[int] = set()       # nft 1.36: one numgen DNAT rule holds every endpoint
     for ep in c.endpoints:
         label = f"{ep.probability:7.2%}  {ep.address} via {ep.chain}" + \
             (" (local)" if ep.local else "")
-        node = tree.add(label)
+        node = tree.add(Text(printable(label)))
         if raw or wide:
             for rule in ep.rules:
                 if id(rule) not in shown:
                     shown.add(id(rule))
-                    node.add(Text(rule.text, style="dim", overflow="fold"))
+                    node.add(Text(printable(rule.text), style="dim", overflow="fold"))
     for f in c.filter:
-        tree.add(Text(f"filter {f.chain}: {f.verdict} ({f.reason})",
+        tree.add(Text(printable(f"filter {f.chain}: {f.verdict} ({f.reason})"),
                       style="red" if f.verdict in ("DROP", "REJECT") else ""))
     if c.affinity_seconds:
         tree.add(f"session affinity: ClientIP, {c.affinity_seconds}s (recent match)")
@@ -105,10 +106,10 @@ def _trace_tree(t: EntryTrace, ex: ClusterExplanation, packet: str | None) -> An
     from rich.tree import Tree
 
     want = "" if t.expect_reach else " (outside loadBalancerSourceRanges: should be dropped)"
-    tree = Tree(Text.assemble((f"{t.entry} ", "bold"), f"{t.destination} from {t.client} "
-                              f"{t.source}{want}"))
+    tree = Tree(Text.assemble((f"{t.entry} ", "bold"),
+                              printable(f"{t.destination} from {t.client} {t.source}") + want))
     if packet:
-        tree.add(Text(f"packet: {packet}", style="dim"))
+        tree.add(Text(f"packet: {printable(packet)}", style="dim"))
     for o in t.trace.outcomes:
         h = health(ex, o.destination)
         extra = ""
@@ -116,9 +117,9 @@ def _trace_tree(t: EntryTrace, ex: ClusterExplanation, packet: str | None) -> An
             extra = f"  pod {h['pod']} ({'ready' if h['ready'] else 'NOT READY'}, {h['state']})"
         ok = o.verdict == "ACCEPT" and o.destination
         style = "green" if ok == t.expect_reach else "red"
-        tree.add(Text(outcome_headline(o) + extra, style=style))
+        tree.add(Text(printable(outcome_headline(o) + extra), style=style))
         for a in o.assumptions:
-            tree.add(Text(f"assumption: {a.describe()}", style="yellow"))
+            tree.add(Text(f"assumption: {printable(a.describe())}", style="yellow"))
     return tree
 
 
@@ -134,7 +135,8 @@ def node_renderables(node: NodeExplanation, ex: ClusterExplanation, raw: bool = 
     from rich.panel import Panel
     from rich.text import Text
 
-    parts: list[Any] = [Text("\n".join((*node.how, _mode_line(node))), style="dim")]
+    parts: list[Any] = [Text("\n".join(map(printable, (*node.how, _mode_line(node)))),
+                             style="dim")]
     if node.chains:
         parts.append(Panel(Group(*[_chain_tree(c, raw, wide) for c in node.chains]),
                            title="Rules (kube-proxy chains, found by hash)", title_align="left",
@@ -143,7 +145,7 @@ def node_renderables(node: NodeExplanation, ex: ClusterExplanation, raw: bool = 
         parts.append(Text("Rules: no kube-proxy chains for this Service on this node",
                           style="yellow"))
     if node.drift:
-        parts.append(Panel(Text("\n".join(f"{d.kind}: {d.port}: {d.detail}"
+        parts.append(Panel(Text("\n".join(printable(f"{d.kind}: {d.port}: {d.detail}")
                                           for d in node.drift), style="red"),
                            title="Drift (API vs rules)", title_align="left", expand=False))
     if node.traces:

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from svctrace.model.kubeproxy import ElementRule, EndpointChain, RuleRef, ServiceChains
+from svctrace.render.literal import printable
 
 SCHEMA = "svctrace/v1"
 FORMAT_NAMES = {"iptables-save": "iptables-save output", "nft-text": "`nft list ruleset` text",
@@ -29,7 +30,7 @@ def header(source: str, mode: str, form: str) -> str:
     forms = form_names(form)
     modes = "rules of both kube-proxy modes (iptables and nftables)" if mode == "split" else \
         f"kube-proxy {mode} mode"
-    return f"{source}: {modes}, {forms}"
+    return printable(f"{source}: {modes}, {forms}")
 
 
 # --- plain data --------------------------------------------------------------------------------
@@ -136,10 +137,10 @@ def service_tree(s: ServiceChains, wide: bool = False, show_mode: bool = False) 
     from rich.text import Text
     from rich.tree import Tree
 
-    title = Text(s.display_name, style="bold")
+    title = Text(printable(s.display_name), style="bold")
     if show_mode:
         title.append(f"  ({s.mode} mode)", style="yellow")
-    title.append(f"  {s.protocol or '?'}")
+    title.append(f"  {printable(s.protocol or '?')}")
     if s.port is not None:
         title.append(f" port {s.port}")
     if s.affinity_seconds is not None:
@@ -153,18 +154,20 @@ def service_tree(s: ServiceChains, wide: bool = False, show_mode: bool = False) 
     own = set(s.chains.values())
     for m in s.masquerade:
         if m.chain not in own:       # nft 1.36: one rule in `services` for every ClusterIP
-            node = tree.add(Text.assemble(("masquerade ", "yellow"), m.condition or "all traffic",
-                                          (f"  ({m.reason}, chain {m.chain})", "dim")))
+            node = tree.add(Text.assemble(("masquerade ", "yellow"),
+                                          printable(m.condition or "all traffic"),
+                                          (printable(f"  ({m.reason}, chain {m.chain})"), "dim")))
             _rule_lines(node, [m.rule], wide)
     for f in s.filter:
         where = "filter " if s.mode == "iptables" else \
             ("map " if isinstance(f.rule, ElementRule) else "chain ")
-        node = tree.add(Text.assemble((where, "dim"), (f"{f.chain} ", ""),
-                                      (f.verdict, "red" if f.verdict != "ACCEPT" else "green"),
-                                      f"  {_addr(f.address, f.port)}  ({f.reason})"))
+        node = tree.add(Text.assemble((where, "dim"), (f"{printable(f.chain)} ", ""),
+                                      (printable(f.verdict),
+                                       "red" if f.verdict != "ACCEPT" else "green"),
+                                      printable(f"  {_addr(f.address, f.port)}  ({f.reason})")))
         _rule_lines(node, [f.rule], wide)
     for w in s.warnings:
-        tree.add(Text(f"warning: {w}", style="yellow"))
+        tree.add(Text(f"warning: {printable(w)}", style="yellow"))
     return tree
 
 
@@ -182,26 +185,28 @@ def _entries(tree: Any, s: ServiceChains, wide: bool) -> None:
             where = "nat KUBE-NODEPORTS" if e.kind == "nodePort" else "nat KUBE-SERVICES"
         label = _KIND_LABEL.get(e.kind, e.kind) + ("?" if e.kind_inferred else "")
         node = tree.add(Text.assemble((f"{where} ", "dim"), f"{label} ",
-                                      (_addr(e.address, e.port), "cyan"), f" → {e.target}"))
+                                      (printable(_addr(e.address, e.port)), "cyan"),
+                                      f" → {printable(e.target)}"))
         _rule_lines(node, [e.rule], wide)
 
 
 def _chain(tree: Any, s: ServiceChains, role: str, name: str, wide: bool) -> None:
     from rich.text import Text
 
-    label = Text(name, style="bold blue")
+    label = Text(printable(name), style="bold blue")
     if role == "fw" and s.source_ranges:
-        label.append(f"  allowed sources {', '.join(s.source_ranges)}; others are dropped " +
-                     ("by filter KUBE-PROXY-FIREWALL" if s.mode == "iptables" else
-                      "here, before DNAT"))
+        label.append(f"  allowed sources {printable(', '.join(s.source_ranges))}; others are "
+                     "dropped " + ("by filter KUBE-PROXY-FIREWALL" if s.mode == "iptables" else
+                                   "here, before DNAT"))
     node = tree.add(label)
     if wide:
         chain_rules = next((c.rules for c in s.chain_list if c.name == name), [])
         _rule_lines(node, chain_rules, wide)
     for m in s.masquerade:
         if m.chain == name:
-            node.add(Text.assemble(("masquerade ", "yellow"), m.condition or "all traffic",
-                                   (f"  ({m.reason})", "dim")))
+            node.add(Text.assemble(("masquerade ", "yellow"),
+                                   printable(m.condition or "all traffic"),
+                                   (f"  ({printable(m.reason)})", "dim")))
     for e in s.endpoints:
         if e.via == role:
             _endpoint(node, e, wide, via=e.chain if e.chain != name else "numgen map")
@@ -210,8 +215,8 @@ def _chain(tree: Any, s: ServiceChains, role: str, name: str, wide: bool) -> Non
 def _endpoint(node: Any, e: EndpointChain, wide: bool, via: str) -> None:
     from rich.text import Text
 
-    label = Text.assemble((f"{_pct(e.probability):>6} ", "green"), f"{via} → DNAT ",
-                          (e.address or "?", "cyan"))
+    label = Text.assemble((f"{_pct(e.probability):>6} ", "green"), f"{printable(via)} → DNAT ",
+                          (printable(e.address or "?"), "cyan"))
     if e.local:
         label.append("  local", style="dim")
     if e.hairpin:
@@ -229,4 +234,4 @@ def _rule_lines(node: Any, rules: Iterable[RuleRef], wide: bool) -> None:
     for rule in rules:
         where = f"map {rule.chain} #{rule.number} " if isinstance(rule, ElementRule) else \
             f"{rule.table} #{rule.number} "
-        node.add(Text.assemble((where, "dim"), rule.text))
+        node.add(Text.assemble((printable(where), "dim"), printable(rule.text)))

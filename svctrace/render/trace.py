@@ -6,6 +6,7 @@ from typing import Any
 
 from svctrace.model.packet import Packet, format_endpoint
 from svctrace.model.trace import Outcome, Step, Trace
+from svctrace.render.literal import printable
 
 SCHEMA = "svctrace/v1"
 
@@ -43,7 +44,7 @@ def outcome_dict(o: Outcome, service_port: str | None = None) -> dict[str, Any]:
 def rules_header(source: str, mode: tuple[str, str]) -> str:
     """The text output's first line: which rules were read, in which mode (iptables,
     nftables, split) and form (iptables-save, nft-text, nft-json, nft-f)."""
-    return f"rules: {source} ({mode[0]} mode, {mode[1]})"
+    return printable(f"rules: {source} ({mode[0]} mode, {mode[1]})")
 
 
 def trace_dict(trace: Trace, source: str, scapy_summary: str | None = None,
@@ -93,11 +94,12 @@ def render_outcomes(trace: Trace, wide: bool = False,
     for o, spn in zip(trace.outcomes, service_ports or [None] * len(trace.outcomes),
                       strict=True):
         via = f"  (service port {spn})" if spn else ""
-        node = root.add(Text(outcome_headline(o) + via, style=_VERDICT_STYLE.get(o.verdict, "")))
+        node = root.add(Text(printable(outcome_headline(o) + via),
+                             style=_VERDICT_STYLE.get(o.verdict, "")))
         for step in o.path:
             node.add(_step_text(step, wide))
         for a in o.assumptions:
-            node.add(Text(f"assumption: {a.describe()}", style="yellow"))
+            node.add(Text(f"assumption: {printable(a.describe())}", style="yellow"))
         if not o.path:
             node.add(Text("no rule matched: every chain's policy accepted it", style="dim"))
     return root
@@ -106,12 +108,13 @@ def render_outcomes(trace: Trace, wide: bool = False,
 def _step_text(step: Step, wide: bool) -> Any:
     from rich.text import Text
 
-    where = f"{step.table}/{step.chain}"
+    where = printable(f"{step.table}/{step.chain}")
     if step.rule is None:
-        return Text.assemble((where, "cyan"), f"  {step.text}")
+        return Text.assemble((where, "cyan"), f"  {printable(step.text)}")
     num = f" #{step.rule}"
     prob = f"  [p={step.probability:.4f}]" if step.probability is not None else ""
     loc = f"  (line {step.line})" if wide and step.line else ""
-    text = Text.assemble((where, "cyan"), (num, "dim"), prob, loc, "\n  ", (step.text, ""))
+    text = Text.assemble((where, "cyan"), (num, "dim"), prob, loc, "\n  ",
+                         (printable(step.text), ""))
     text.overflow = "fold"      # show the whole rule as iptables-save or nft printed it
     return text

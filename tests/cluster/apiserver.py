@@ -212,6 +212,7 @@ class FakeApiServer:
                                                                                   RUNNING))
     created: list[dict[str, Any]] = field(default_factory=list)   # pods POSTed, as stored
     deleted: list[str] = field(default_factory=list)              # "ns/name" of pods DELETEd
+    expire_continues: int = 0        # this many continue tokens answered 410 Expired, then OK
 
     def __post_init__(self) -> None:
         self._by_kind: dict[str, list[dict[str, Any]]] = {}
@@ -399,7 +400,8 @@ class FakeApiServer:
                   query: dict[str, str]) -> tuple[int, dict[str, Any]]:
         kind = PLURALS[plural]
         objs = self._namespaces() if kind == "Namespace" else self._by_kind.get(kind, [])
-        objs = [o for o in objs if ns is None or o["metadata"].get("namespace") == ns]
+        if ns is not None:
+            objs = [o for o in objs if o["metadata"].get("namespace") == ns]
         if name is not None:
             hit = next((o for o in objs if o["metadata"]["name"] == name), None)
             if hit is None:
@@ -407,19 +409,58 @@ class FakeApiServer:
             if kind == "Pod" and ns is not None:
                 self._advance(ns, name, hit)
             return 200, hit
-        objs = [o for o in objs if match_labels(query.get("labelSelector", ""),
-                                                o["metadata"].get("labels") or {})
-                and match_fields(query.get("fieldSelector", ""), o)]
+        if query.get("labelSelector") or query.get("fieldSelector"):
+            objs = [o for o in objs if match_labels(query.get("labelSelector", ""),
+                                                    o["metadata"].get("labels") or {})
+                    and match_fields(query.get("fieldSelector", ""), o)]
+        meta: dict[str, Any] = {"resourceVersion": "4242"}
+        if query.get("continue"):
+            expired = self._continue_expired()
+            if expired is not None:
+                return expired
         if query.get("limit"):
-            objs = objs[: int(query["limit"])]
+            objs, rest = paginate(objs, int(query["limit"]), query.get("continue", ""))
+            if rest:
+                meta.update(**{"continue": rest, "remainingItemCount": rest_count(rest)})
         items = [{k: v for k, v in o.items() if k not in ("kind", "apiVersion")} for o in objs]
-        return 200, {"kind": f"{kind}List", "apiVersion": "v1",
-                     "metadata": {"resourceVersion": "4242"}, "items": items}
+        return 200, {"kind": f"{kind}List", "apiVersion": "v1", "metadata": meta,
+                     "items": items}
+
+    def _continue_expired(self) -> tuple[int, dict[str, Any]] | None:
+        """410 Gone for a continue token, as kube-apiserver answers once etcd compacted the
+        revision the list started at (`expire_continues` times)."""
+        with self._lock:
+            if self.expire_continues <= 0:
+                return None
+            self.expire_continues -= 1
+        body = status_body(410, "The provided continue parameter is too old to display a "
+                                "consistent list result. You can start a new list without the "
+                                "continue parameter.")
+        return 410, {**body, "reason": "Expired"}
 
     def _namespaces(self) -> list[dict[str, Any]]:
         names = sorted({o["metadata"]["namespace"] for o in self.objects
                         if o["metadata"].get("namespace")})
         return [{"kind": "Namespace", "metadata": {"name": n}} for n in names]
+
+
+def paginate(objs: list[dict[str, Any]], limit: int,
+             token: str) -> tuple[list[dict[str, Any]], str]:
+    """One page of a chunked LIST: `limit` objects from the offset the continue token holds,
+    and the token of the next page ("" after the last). Tokens are opaque to clients, as the
+    API server's are (base64 JSON)."""
+    start = json.loads(base64.b64decode(token))["start"] if token else 0
+    page = objs[start:start + limit]
+    end = start + len(page)
+    if end >= len(objs):
+        return page, ""
+    nxt = base64.b64encode(json.dumps({"start": end, "total": len(objs)}).encode()).decode()
+    return page, nxt
+
+
+def rest_count(token: str) -> int:
+    state = json.loads(base64.b64decode(token))
+    return int(state["total"]) - int(state["start"])
 
 
 def ws_frame(opcode: int, payload: bytes) -> bytes:

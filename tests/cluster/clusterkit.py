@@ -14,7 +14,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from apiserver import load_items  # noqa: E402
+import pytest  # noqa: E402
+from apiserver import load_items, make_certificate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -76,3 +77,20 @@ def error_lines(stderr: str) -> tuple[str, list[str]]:
     assert len(errors) == 1, stderr
     assert all(line.startswith(("svctrace: error:", "hint:")) for line in lines), stderr
     return errors[0], [line for line in lines if line.startswith("hint:")]
+
+
+# --- fixtures shared by the test folders that use the stand-in API server --------------------
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "KUBECONFIG"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture(scope="session")
+def cert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("tls")
+    make_certificate(directory)
+    return directory

@@ -10,23 +10,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from apiserver import FakeApiServer, make_certificate  # noqa: E402
+import clusterkit  # noqa: E402
+from apiserver import FakeApiServer  # noqa: E402
 from clusterkit import PUB, fixture_items  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "KUBECONFIG"):
-        monkeypatch.delenv(var, raising=False)
-
-
-@pytest.fixture(scope="session")
-def cert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("tls")
-    make_certificate(directory)
-    return directory
+# shared with the other folders that use the stand-in API server
+_no_proxy = clusterkit._no_proxy
+cert_dir = clusterkit.cert_dir
 
 
 @pytest.fixture

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from ui_helpers import RULES, SNAPSHOT
 
-from svctrace.cli import complete
+from svctrace.cli import complete, complete_cache
 
 S, R = str(SNAPSHOT), str(RULES)
 NFT = Path(__file__).parent.parent / "fixtures" / "rig-v1.36" / "node2.nft.txt"
 NFT_JSON = NFT.with_suffix(".json")
-COMMANDS = ["completion", "explain", "rules", "snapshot", "trace"]
+COMMANDS = ["completion", "doctor", "explain", "rules", "snapshot", "trace"]
 ALL = ["db", "ext-db", "noendpoints", "web", "web-np"]
 
 CASES = [
@@ -137,8 +137,8 @@ def test_live_names_are_cached_briefly(root: Any, no_cluster: list[Any]) -> None
         assert values(complete.complete(root, ["explain", "w"])) == ["web"]
     assert len(no_cluster) == 1
     key = ["services", None, None, None, None]
-    assert complete.cache_read(key) == ["api", "web"]
-    assert complete.cache_read(key, now=time.time() + complete.CACHE_TTL + 1) is None
+    assert complete_cache.cache_read(key) == ["api", "web"]
+    assert complete_cache.cache_read(key, now=time.time() + complete_cache.CACHE_TTL + 1) is None
 
 
 def test_cache_is_private_and_keyed(root: Any, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import time
 import uuid
 
 import pytest
-from ui_helpers import BASH_COMPLETION, ROOT, RULES, SNAPSHOT, need, run
+from ui_helpers import BASH_COMPLETION, ROOT, RULES, SNAPSHOT, cannot_run, need, run
 
 S = str(SNAPSHOT.relative_to(ROOT))
 BASH_SCRIPT = ROOT / "completions/svctrace.bash"
@@ -41,7 +41,7 @@ def readline_words(line: str) -> list[str]:
 def bash_complete(line: str, env: dict[str, str]) -> list[str]:
     need("bash")
     if not BASH_COMPLETION.exists():
-        pytest.skip("bash-completion is not installed (.ci/run installs it)")
+        cannot_run("bash-completion is not installed (.ci/run installs it)")
     words = readline_words(line)
     proc = run(["bash", "--norc", "--noprofile", "-c", BASH_DRIVER, "bash", str(BASH_COMPLETION),
                 str(BASH_SCRIPT), line, str(len(words) - 1), *words], env=env)

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -19,12 +20,24 @@ RULES = ROOT / "tests/fixtures/rig-v1.36/node1.iptables-save.txt"
 BASH_COMPLETION = Path("/usr/share/bash-completion/bash_completion")
 
 
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def cannot_run(why: str) -> NoReturn:
+    """Skip a test that cannot run on this machine, with the reason; under CI=true fail
+    instead: .ci/run installs everything these tests need, so a missing part is a bug."""
+    if in_ci():
+        pytest.fail(f"cannot run in CI: {why}", pytrace=False)
+    pytest.skip(why)
+
+
 def script(name: str) -> str:
     """An installed console script of this Python (not a pyenv shim: those cost 50 ms)."""
     here = Path(sys.executable).parent / name
     found = str(here) if here.exists() else shutil.which(name)
     if found is None:
-        pytest.skip(f"{name} is not installed (pip install -e .)")
+        cannot_run(f"{name} is not installed (pip install -e .)")
     return found
 
 
@@ -49,5 +62,5 @@ def run(args: list[str], env: dict[str, str] | None = None, timeout: float = 30,
 def need(binary: str) -> str:
     path = shutil.which(binary)
     if path is None:
-        pytest.skip(f"{binary} is not installed (.ci/run installs it)")
+        cannot_run(f"{binary} is not installed (.ci/run installs it)")
     return path
