@@ -240,8 +240,10 @@ class FakeApiServer:
         known in advance."""
         if command is not None:
             self.command_scripts[(namespace, pod, command)] = script
-        else:
+        else:                        # every command: it replaces per-command scripts too
             self.scripts[(namespace, pod)] = script
+            for key in [k for k in self.command_scripts if k[:2] == (namespace, pod)]:
+                del self.command_scripts[key]
 
     def script_for(self, namespace: str, pod: str,
                    command: tuple[str, ...] = ()) -> ExecScript:
