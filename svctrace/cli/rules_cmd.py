@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from svctrace.cli import options
+from svctrace.inputs import DEFAULT_MAX_INPUT
 
 if TYPE_CHECKING:
     from svctrace.cli.env import Environment
@@ -37,6 +38,7 @@ def rules(
     service: str = typer.Argument(None, help="Service: svc/NAME, service/NAME or NAME "
                                   "(default: all).", show_default=False),
     rules_file: str = options.RulesFile,
+    max_input_size: str = options.MaxInputSize,
     namespace: str = options.Namespace,
     output: str = options.Output,
     color: str = options.Color,
@@ -56,14 +58,15 @@ def rules(
     env = Environment(color=options.check_color(color), quiet=quiet)
     fmt = options.check_output(output)
     name = parse_service_arg(service) if service is not None else None
+    max_bytes = options.check_max_input_size(max_input_size)
     if digest or node is not None:
-        write_digest(env, rules_file, name, node, digest)
+        write_digest(env, rules_file, name, node, digest, max_bytes)
         return
-    run_rules(env, rules_file, name, namespace, fmt)
+    run_rules(env, rules_file, name, namespace, fmt, max_bytes)
 
 
 def write_digest(env: Environment, rules_file: str | None, name: str | None,
-                 node: str | None, digest: bool) -> None:
+                 node: str | None, digest: bool, max_bytes: int = DEFAULT_MAX_INPUT) -> None:
     """`--digest`: svctrace.diagnose.digest.node_digest of the rules, as JSON."""
     from svctrace.diagnose.digest import node_digest
     from svctrace.errors import UsageError
@@ -73,7 +76,7 @@ def write_digest(env: Environment, rules_file: str | None, name: str | None,
         raise UsageError("--node NAME goes with --digest")
     if name is not None:
         raise UsageError("--digest covers every Service: give no SERVICE")
-    env.write_json(node_digest(load_ruleset(rules_file), node))
+    env.write_json(node_digest(load_ruleset(rules_file, max_bytes), node))
 
 
 def parse_service_arg(arg: str) -> str:
@@ -91,13 +94,13 @@ def parse_service_arg(arg: str) -> str:
 
 
 def run_rules(env: Environment, rules_file: str | None, name: str | None,
-              namespace: str | None, fmt: str) -> None:
+              namespace: str | None, fmt: str, max_bytes: int = DEFAULT_MAX_INPUT) -> None:
     from svctrace.model.ruleset import Ruleset
     from svctrace.rules.detect import rules_format, rules_mode
     from svctrace.rules.kubeproxy import map_services
     from svctrace.rules.sources import load_ruleset
 
-    ruleset = load_ruleset(rules_file)
+    ruleset = load_ruleset(rules_file, max_bytes)
     mode, form = rules_mode(ruleset), rules_format(ruleset)
     if isinstance(ruleset, Ruleset):
         if fmt == "json" and name is None and parallel_worth_it(ruleset):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ipaddress import ip_address, ip_network
 
 from svctrace.cli.env import Environment
+from svctrace.cli.values import port_number
 from svctrace.errors import UsageError
 from svctrace.model.nftables import ModeSplit, NftRuleset
 from svctrace.model.packet import Packet
@@ -26,14 +27,17 @@ def parse_destination(dst: str, dport: int | None) -> tuple[str, int]:
         ip_address(host)
     except ValueError:
         raise UsageError(f"--dst {dst!r}: not an IP address") from None
-    if port is not None and dport is not None and int(port) != dport:
-        raise UsageError(f"--dst {dst} and --dport {dport} disagree")
     if port is None and dport is None:
         raise UsageError(f"--dst {dst} has no port", "give --dst IP:PORT or --dport PORT")
+    if port is None:
+        return host, int(dport or 0)
     try:
-        return host, int(port) if port is not None else int(dport or 0)
-    except ValueError:
-        raise UsageError(f"--dst {dst!r}: port is not a number") from None
+        number = port_number(port)
+    except ValueError as err:
+        raise UsageError(f"--dst {dst!r}: {err}") from None
+    if dport is not None and number != dport:
+        raise UsageError(f"--dst {dst} and --dport {dport} disagree")
+    return host, number
 
 
 def default_source(ruleset: AnyRules, pod_cidr: str | None, family: int) -> str:
@@ -112,7 +116,7 @@ def build_packet(worker: object, src: str, host: str, port: int, proto: str, spo
 def run_trace(env: Environment, *, dst: str, rules: str | None, src: str | None,
               dport: int | None, sport: int, proto: str, in_interface: str | None,
               local_ips: list[str], pod_cidr: str | None, affinity_hit: list[str],
-              output: str) -> None:
+              output: str, max_bytes: int) -> None:
     from svctrace.model.trace import node_context
     from svctrace.packets import ScapyWorker
     from svctrace.render.trace import trace_dict
@@ -122,7 +126,7 @@ def run_trace(env: Environment, *, dst: str, rules: str | None, src: str | None,
     host, port = parse_destination(dst, dport)
     worker = ScapyWorker()        # imports scapy on the other core while we parse
     try:
-        ruleset = load_ruleset(rules)
+        ruleset = load_ruleset(rules, max_bytes)
         if src is None:
             src = default_source(ruleset, pod_cidr, ip_address(host).version)
             env.note(f"no --src given: tracing from {src}, an address in the pod CIDR")

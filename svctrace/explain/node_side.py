@@ -101,7 +101,7 @@ def load_node_input(view: ServiceView, opts: ExplainOptions, notes: list[str],
 
     if opts.rules:
         from svctrace.rules.sources import load_ruleset
-        rules = load_ruleset(opts.rules)
+        rules = load_ruleset(opts.rules, opts.max_input)
         node, how = whose_rules(rules, view, opts)
         return node_input(rules, node, (f"rules: {rules.source}", *how), source, entries)
     if opts.node:
@@ -192,7 +192,8 @@ def lookup_node(opts: ExplainOptions, name: str) -> Node | None:
     or one GET on the live cluster."""
     if opts.snapshot:
         from svctrace.cluster.snapshot import read_snapshot
-        return next((n for n in read_snapshot(opts.snapshot).nodes if n.name == name), None)
+        nodes = read_snapshot(opts.snapshot, opts.max_input).nodes
+        return next((n for n in nodes if n.name == name), None)
     from svctrace.cluster.convert import node_from_dict
     from svctrace.cluster.live import connect
 

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from svctrace.inputs import DEFAULT_MAX_INPUT
+
 if TYPE_CHECKING:
     from svctrace.diagnose.cluster import ClusterExplanation
     from svctrace.diagnose.node import NodeExplanation
@@ -35,6 +37,7 @@ class ExplainOptions:
     from_: str | None = None
     progress: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
     # ^ told when reading the node's rules is slow (nft on a big node); the CLI prints it
+    max_input: int = DEFAULT_MAX_INPUT    # --max-input-size, bytes
 
 
 @dataclass

@@ -12,17 +12,11 @@ from typing import Any
 
 from svctrace.diagnose.doctor import DoctorReport, NodeResult, ServiceResult
 from svctrace.model.findings import Finding, Severity
+from svctrace.render.literal import printable as literal
 
 SCHEMA = "svctrace/v1"
 ON_NODES = re.compile(r" on (?P<count>\d+/\d+) node\(s\): (?P<names>.*)$")
 SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
-
-
-def literal(text: str) -> str:
-    """`text` with control characters (escape sequences, newlines…) shown as escapes."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 # --- what each row says ---------------------------------------------------------------------

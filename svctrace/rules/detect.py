@@ -119,11 +119,13 @@ def _parse_nft(text: str, source: str, form: str) -> NftRuleset:
     return parse_nft_text(text, source)
 
 
-def load_rules(path: str) -> AnyRules:
-    """Read and parse the rules at `path` ('-' for stdin) in whatever form they are."""
+def load_rules(path: str, max_bytes: int | None = None) -> AnyRules:
+    """Read and parse the rules at `path` ('-' for stdin) in whatever form they are, reading
+    at most `max_bytes` (--max-input-size; None: the default limit)."""
     from svctrace.rules.sources import read_rules_text
 
-    text, source = read_rules_text(path)
+    text, source = read_rules_text(path) if max_bytes is None else \
+        read_rules_text(path, max_bytes)
     return parse_rules(text, source)
 
 
