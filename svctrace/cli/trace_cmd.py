@@ -39,6 +39,7 @@ def trace(
                                            "the recent list (e.g. KUBE-SEP-…), nft affinity set, "
                                            "or endpoint ip:port "
                                            "that already holds the source (repeatable)."),
+    partial: bool = options.Partial,
     output: str = options.Output,
     color: str = options.Color,
     quiet: bool = options.Quiet,
@@ -50,4 +51,4 @@ def trace(
     run_trace(env, dst=dst, rules=rules, src=src, dport=dport, sport=sport, proto=proto,
               in_interface=in_interface, local_ips=local_ip, pod_cidr=pod_cidr,
               affinity_hit=affinity_hit, output=options.check_output(output),
-              max_bytes=options.check_max_input_size(max_input_size))
+              max_bytes=options.check_max_input_size(max_input_size), partial=partial)

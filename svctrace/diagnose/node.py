@@ -20,7 +20,8 @@ from svctrace.model.packet import Packet, make_packet
 from svctrace.model.ruleset import Ruleset
 from svctrace.model.trace import NodeContext, Trace
 from svctrace.rules import kubeproxy_nft
-from svctrace.rules.kubeproxy import chain_hash, infer_pod_cidr, map_service_ports
+from svctrace.rules.kubeproxy import chain_hash, map_service_ports
+from svctrace.rules.nodefacts import pod_source
 from svctrace.trace.engine import trace_packet
 from svctrace.trace.nft_engine import trace_nft
 
@@ -252,7 +253,7 @@ def entry_traces(svc: Service, node_input: NodeInput, notes: list[str]) -> list[
         return []
     ruleset, node = node_input.kube_ruleset, node_input.node
     family = _service_family(svc) if isinstance(ruleset, NftRuleset) else ruleset.family
-    pod_src = node_input.source or _pod_source(ruleset, family)
+    pod_src = node_input.source or _pod_source(ruleset, family, notes)
     node_ip = _node_address(node, family)
     out: list[EntryTrace] = []
     for port in svc.ports:
@@ -342,15 +343,16 @@ def _service_family(svc: Service) -> int:
     return 6 if ips and ":" in ips[0] else 4
 
 
-def _pod_source(ruleset: Ruleset | NftRuleset, family: int) -> str | None:
-    cidr = kubeproxy_nft.infer_pod_cidr(ruleset, family) if isinstance(ruleset, NftRuleset) \
-        else infer_pod_cidr(ruleset)
-    if cidr is None:
+def _pod_source(ruleset: Ruleset | NftRuleset, family: int, notes: list[str]) -> str | None:
+    """A pod on this node: inside the node's own pod subnet where the rules show it (per-node
+    CNI rules treat other addresses as another node's pods), else in the cluster pod CIDR."""
+    found = kubeproxy_nft.pod_source(ruleset, family) if isinstance(ruleset, NftRuleset) else \
+        pod_source(ruleset, family)
+    if found is None:
         return None
-    net = ip_network(cidr, False)
-    if net.version != family:
-        return None
-    return str(net.broadcast_address - 2 if net.num_addresses > 4 else net.network_address)
+    notes.append(f"pod traces come from {found.address}, an address in {found.network}, "
+                 f"{found.why}")
+    return found.address
 
 
 def _node_address(node: NodeContext, family: int) -> str | None:

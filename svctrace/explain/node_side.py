@@ -102,8 +102,11 @@ def load_node_input(view: ServiceView, opts: ExplainOptions, notes: list[str],
     if opts.rules:
         from svctrace.rules.sources import load_ruleset
         rules = load_ruleset(opts.rules, opts.max_input)
+        if isinstance(rules, Ruleset):
+            notes.extend(rules.warnings)
         node, how = whose_rules(rules, view, opts)
-        return node_input(rules, node, (f"rules: {rules.source}", *how), source, entries)
+        return node_input(rules, node, (f"rules: {rules.source}", *how), source, entries,
+                          layout_findings(rules))
     if opts.node:
         return _through_exec(view, opts, source, entries)
     return _this_node(view, opts, notes, source, entries)
@@ -263,7 +266,27 @@ def _through_exec(view: ServiceView, opts: ExplainOptions, source: str | None,
     text, where = read_rules_through_exec(conn, opts.node or "", opts.debug_pod)
     rules = parse_rules(text, where)
     node, how = whose_rules(rules, view, opts)
-    return node_input(rules, node, (f"rules: {where}", *how), source, entries)
+    return node_input(rules, node, (f"rules: {where}", *how), source, entries,
+                      layout_findings(rules))
+
+
+def layout_findings(rules: AnyRules) -> tuple[Finding, ...]:
+    """IPVS mode, or kube-proxy's dispatch chains not hooked: said before any service rule
+    (iptables rules; an nft ruleset of kube-proxy's tables has neither)."""
+    from svctrace.rules.kubeproxy import layout_notes
+
+    ruleset = rules.iptables if isinstance(rules, ModeSplit) else rules
+    if not isinstance(ruleset, Ruleset) or kube_rules(rules) is not ruleset:
+        return ()
+    out = []
+    for note in layout_notes(ruleset):
+        if "IPVS mode" in note:
+            out.append(Finding("RULES-IPVS-MODE", Severity.WARNING, note, (),
+                               "sudo ipvsadm -Ln"))
+        else:
+            out.append(Finding("RULES-NOT-HOOKED", Severity.ERROR, note, (),
+                               "sudo iptables-save -t nat | grep -- '-j KUBE-SERVICES'"))
+    return tuple(out)
 
 
 def _this_node(view: ServiceView, opts: ExplainOptions, notes: list[str], source: str | None,

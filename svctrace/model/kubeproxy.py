@@ -240,9 +240,10 @@ class ServiceChains:
     def display_name(self) -> str:
         if self.spn is not None:
             return self.spn
+        proto = f"{self.protocol} " if self.protocol else ""
         if self.hash:
-            return f"(unnamed {self.protocol} service port, chains *-{self.hash})"
+            return f"(unnamed {proto}service port, chains *-{self.hash})"
         addresses = (*self.cluster_ips, *self.external_ips, *self.load_balancer_ips)
         where = f"{', '.join(addresses)} port {self.port}" if addresses else \
             f"node port {self.node_port}"
-        return f"(unnamed {self.protocol} service port, {where})"
+        return f"(unnamed {proto}service port, {where})"

@@ -152,8 +152,8 @@ def service_tree(s: ServiceChains, wide: bool = False, show_mode: bool = False) 
         if name is not None:
             _chain(tree, s, role, name, wide)
     own = set(s.chains.values())
-    for m in s.masquerade:
-        if m.chain not in own:       # nft 1.36: one rule in `services` for every ClusterIP
+    for m in s.masquerade:           # nft 1.36: one rule in `services` for every ClusterIP
+        if s.mode != "iptables" and m.chain not in own:
             node = tree.add(Text.assemble(("masquerade ", "yellow"),
                                           printable(m.condition or "all traffic"),
                                           (printable(f"  ({m.reason}, chain {m.chain})"), "dim")))
@@ -179,15 +179,19 @@ def _entries(tree: Any, s: ServiceChains, wide: bool) -> None:
     from rich.text import Text
 
     for e in s.entries:
-        if s.mode != "iptables":
-            where = f"map {e.rule.chain}"
-        else:
-            where = "nat KUBE-NODEPORTS" if e.kind == "nodePort" else "nat KUBE-SERVICES"
+        where = "map" if s.mode != "iptables" else "nat"     # nft: a service-ips element
         label = _KIND_LABEL.get(e.kind, e.kind) + ("?" if e.kind_inferred else "")
-        node = tree.add(Text.assemble((f"{where} ", "dim"), f"{label} ",
+        node = tree.add(Text.assemble((f"{where} {printable(e.rule.chain)} ", "dim"),
+                                      f"{label} ",
                                       (printable(_addr(e.address, e.port)), "cyan"),
                                       f" → {printable(e.target)}"))
         _rule_lines(node, [e.rule], wide)
+    for m in s.masquerade:          # before 1.22: next to the entry rule, not in KUBE-SVC
+        if m.chain in ("KUBE-SERVICES", "KUBE-NODEPORTS"):
+            node = tree.add(Text.assemble((f"nat {m.chain} ", "dim"), ("masquerade ", "yellow"),
+                                          printable(m.condition or "all traffic"),
+                                          (f"  ({printable(m.reason)})", "dim")))
+            _rule_lines(node, [m.rule], wide)
 
 
 def _chain(tree: Any, s: ServiceChains, role: str, name: str, wide: bool) -> None:
@@ -215,8 +219,9 @@ def _chain(tree: Any, s: ServiceChains, role: str, name: str, wide: bool) -> Non
 def _endpoint(node: Any, e: EndpointChain, wide: bool, via: str) -> None:
     from rich.text import Text
 
-    label = Text.assemble((f"{_pct(e.probability):>6} ", "green"), f"{printable(via)} → DNAT ",
-                          (printable(e.address or "?"), "cyan"))
+    label = Text.assemble((f"{_pct(e.probability):>6} ", "green"), f"{printable(via)} → ",
+                          (f"DNAT {printable(e.address)}" if e.address else
+                           "no usable DNAT (see the warning)", "cyan"))
     if e.local:
         label.append("  local", style="dim")
     if e.hairpin:

@@ -39,6 +39,15 @@ _FORMS_HINT = ("expected iptables-save output, `nft list ruleset`, `nft -j list 
                "or an `nft -f` file")
 
 
+# what pasted iptables output starts with (`iptables -S`, `-L`, grep -n/-H of a dump)
+_IPTABLES_PASTE = re.compile(r"(?:-[APNX] |Chain |target |pkts |[^\s:]*:-A )")
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines()
+                 if line.strip() and not line.strip().startswith("#")), "")
+
+
 def _first_word(text: str) -> str:
     for line in text.splitlines():
         stripped = line.strip()
@@ -69,6 +78,8 @@ def rules_form(text: str) -> str:
         rest = text[nft.start():]
         return f"iptables-save+{_nft_form(_first_word(rest)) or 'nft-text'}"
     form = _nft_form(word)
+    if form is None and _IPTABLES_PASTE.match(_first_line(text)):
+        return "iptables-save"     # -S, -L or grep pastes: iptables' reader says what they are
     if form is None:
         raise RulesError(f"not a rules file: it starts with {word[:40]!r}", _FORMS_HINT)
     if form != "nft-json" and _IPTABLES_TABLE.search(text):
@@ -94,21 +105,21 @@ def split_text(text: str) -> tuple[str, str]:
     return "\n".join(ipt), "\n".join(nft)
 
 
-def parse_rules(text: str, source: str) -> AnyRules:
-    """The model of `text`, whatever its form."""
+def parse_rules(text: str, source: str, partial: bool = False) -> AnyRules:
+    """The model of `text`, whatever its form (`partial`: see parse_iptables_save)."""
     form = rules_form(text)
     if "+" in form:
         ipt_text, nft_text = split_text(text)
         return ModeSplit(_parse_nft(nft_text, source, form.split("+")[1]),
-                         _parse_iptables(ipt_text, source), source)
+                         _parse_iptables(ipt_text, source, partial), source)
     if form == "iptables-save":
-        return _parse_iptables(text, source)
+        return _parse_iptables(text, source, partial)
     return _parse_nft(text, source, form)
 
 
-def _parse_iptables(text: str, source: str) -> Ruleset:
+def _parse_iptables(text: str, source: str, partial: bool = False) -> Ruleset:
     from svctrace.rules.iptables_save import parse_iptables_save
-    return parse_iptables_save(text, source)
+    return parse_iptables_save(text, source, partial)
 
 
 def _parse_nft(text: str, source: str, form: str) -> NftRuleset:
@@ -119,14 +130,14 @@ def _parse_nft(text: str, source: str, form: str) -> NftRuleset:
     return parse_nft_text(text, source)
 
 
-def load_rules(path: str, max_bytes: int | None = None) -> AnyRules:
+def load_rules(path: str, max_bytes: int | None = None, partial: bool = False) -> AnyRules:
     """Read and parse the rules at `path` ('-' for stdin) in whatever form they are, reading
     at most `max_bytes` (--max-input-size; None: the default limit)."""
     from svctrace.rules.sources import read_rules_text
 
     text, source = read_rules_text(path) if max_bytes is None else \
         read_rules_text(path, max_bytes)
-    return parse_rules(text, source)
+    return parse_rules(text, source, partial)
 
 
 def has_nft_kube_proxy(rules: NftRuleset) -> bool:

@@ -31,11 +31,12 @@ from svctrace.model.kubeproxy import (
     ServiceChains,
 )
 from svctrace.model.nftables import NftChain, NftElement, NftRule, NftRuleset, NftTable, Statement
+from svctrace.rules.nodefacts import PodSource
 
 __all__ = [
     "ChainName", "name_hash", "chain_base", "chain_name", "parse_chain_name",
     "kube_proxy_tables", "map_services", "layout", "infer_pod_cidr", "infer_local_hints",
-    "iptables_kube_tables", "with_load_balancer_ips",
+    "iptables_kube_tables", "with_load_balancer_ips", "pod_source",
 ]
 
 ROLE_PREFIXES = {"service-": "svc", "local-": "svl", "external-": "ext", "firewall-": "fw",
@@ -774,3 +775,20 @@ def with_load_balancer_ips(c: ServiceChains, lb_ips: Collection[str]) -> Service
     return replace(c, entries=entries,
                    external_ips=tuple(a for a in c.external_ips if a not in moved),
                    load_balancer_ips=_unique([*c.load_balancer_ips, *sorted(moved)]))
+
+
+def pod_source(ruleset: NftRuleset, family: int,
+               pod_cidr: str | None = None) -> PodSource | None:
+    """A source address 'a pod' would have: inside the cluster pod CIDR (`pod_cidr`, or the
+    one kube-proxy's nft local-traffic detector names), near its top (no endpoint sits there);
+    None when there is none of that family. Per-node pod subnets are not in kube-proxy's nft
+    tables, so unlike iptables mode this is never narrowed to the node's own subnet."""
+    from ipaddress import ip_network
+
+    cidr = pod_cidr or infer_pod_cidr(ruleset, family)
+    net = ip_network(cidr, strict=False) if cidr else None
+    if net is None or net.version != family:
+        return None
+    inside = net.broadcast_address - 2 if net.num_addresses > 4 else net.network_address
+    how = "--pod-cidr" if pod_cidr else "kube-proxy's local-traffic detector (ip saddr != CIDR)"
+    return PodSource(str(inside), str(net), f"the cluster pod CIDR, from {how}")

@@ -21,14 +21,15 @@ def read_rules_text(path: str, max_bytes: int = DEFAULT_MAX_INPUT) -> tuple[str,
     return decode_input(data, source, RULES_INPUT), source
 
 
-def load_ruleset(path: str | None,
-                 max_bytes: int = DEFAULT_MAX_INPUT) -> Ruleset | NftRuleset | ModeSplit:
+def load_ruleset(path: str | None, max_bytes: int = DEFAULT_MAX_INPUT,
+                 partial: bool = False) -> Ruleset | NftRuleset | ModeSplit:
     """Parse the rules at `path` in whatever form they are (rules/detect.py), reading at most
-    `max_bytes`. None means no source was given."""
+    `max_bytes`. None means no source was given. `partial`: read a truncated iptables-save
+    dump as far as it goes (see parse_iptables_save)."""
     if path is None:
         raise UsageError("no rules to read",
                          "pass --rules FILE (iptables-save or nft list ruleset output, '-' for "
                          "stdin), or run on a node as root")
     from svctrace.rules.detect import load_rules
 
-    return load_rules(path, max_bytes)
+    return load_rules(path, max_bytes, partial)

@@ -62,8 +62,8 @@ def test_load_rules_reads_a_file(tmp_path: Path) -> None:
     assert isinstance(rules, NftRuleset) and rules.source == str(path)
 
 
-@pytest.mark.parametrize("text", ["hello world\n", "<html>\n", "-A INPUT -j ACCEPT\n"],
-                         ids=["prose", "html", "rule-without-table"])
+@pytest.mark.parametrize("text", ["hello world\n", "<html>\n", "ACCEPT all -- anywhere\n"],
+                         ids=["prose", "html", "listing-line"])
 def test_unknown_form_is_a_rules_error(text: str) -> None:
     with pytest.raises(RulesError) as err:
         rules_form(text)
