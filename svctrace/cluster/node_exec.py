@@ -27,7 +27,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from svctrace.cluster.deadline import TimedOut, bounded
 from svctrace.cluster.live import Connection
+from svctrace.cluster.names import check_name, redact
 from svctrace.errors import ClusterError, RulesError
 
 KUBE_PROXY_NAMESPACE = "kube-system"
@@ -59,6 +61,7 @@ def find_kube_proxy_pod(conn: Connection, node: str) -> str:
 
 
 def _kube_proxy_pod(conn: Connection, node: str) -> dict[str, Any] | None:
+    check_name("node", node)
     pods = conn.list_raw("pods", KUBE_PROXY_NAMESPACE, field_selector=f"spec.nodeName={node}")
     return _running_kube_proxy(pods)
 
@@ -161,7 +164,7 @@ def own_connection(conn: Connection, timeout: float) -> Connection:
     from kubernetes.client.api_client import ApiClient
 
     return Connection(ApiClient(configuration=conn.api_client.configuration), conn.server,
-                      conn.context, conn.namespace, timeout)
+                      conn.context, conn.namespace, timeout, conn.deadline)
 
 
 def _saved_rules(stdout: str, stderr: str, status: dict | None, where: str,
@@ -223,6 +226,7 @@ def read_rules_in_debug_pod(conn: Connection, node: str, image: str,
     name = debug_pod_name(node)
     where = f"debug pod {KUBE_PROXY_NAMESPACE}/{name} on node {node}"
     deleted = False
+    conn.deadline += wait                    # waiting for it to start is not the cluster's fault
     with _Interrupts() as interrupts:
         may_exist = True                     # from the POST on, unless it was refused
         try:
@@ -249,11 +253,15 @@ def _create_debug_pod(conn: Connection, name: str, node: str, image: str) -> Non
     from urllib3.exceptions import HTTPError
 
     ns = KUBE_PROXY_NAMESPACE
+    seconds = conn.budget()
     try:
-        resp = conn.core().create_namespaced_pod(ns, debug_pod_manifest(name, node, image),
-                                                 _preload_content=False,
-                                                 _request_timeout=conn.timeout)
-        resp.read()                                  # the connection can be reused
+        with bounded(seconds):
+            resp = conn.core().create_namespaced_pod(ns, debug_pod_manifest(name, node, image),
+                                                     _preload_content=False,
+                                                     _request_timeout=seconds)
+            resp.read()                              # the connection can be reused
+    except TimedOut:                         # no answer in time: it may have been created
+        raise conn.timeout_error(seconds) from None
     except ApiException as err:
         if err.status == 0:                  # no answer: it may have been created
             raise conn._transport_error(err) from None
@@ -360,10 +368,11 @@ def _delete_debug_pod(conn: Connection, name: str) -> bool:
         core = CoreV1Api(ApiClient(configuration=conn.api_client.configuration))
         for _ in range(2):
             try:
-                resp = core.delete_namespaced_pod(name, ns, grace_period_seconds=0,
-                                                  _preload_content=False,
-                                                  _request_timeout=conn.timeout)
-                resp.read()                          # the connection can be reused
+                with bounded(conn.timeout):      # the request timeout, never the deadline
+                    resp = core.delete_namespaced_pod(name, ns, grace_period_seconds=0,
+                                                      _preload_content=False,
+                                                      _request_timeout=conn.timeout)
+                    resp.read()                      # the connection can be reused
                 return True
             except ApiException as err:
                 if err.status == 404:            # gone already
@@ -455,19 +464,30 @@ def _exec(conn: Connection, pod: str, command: list[str]) -> tuple[str, str, dic
     from websocket import WebSocketException
 
     where = f"{KUBE_PROXY_NAMESPACE}/{pod}"
+    seconds = conn.budget()
     try:
         # binary: frames are decoded once at the end, not one by one (a frame boundary may
         # split a UTF-8 character of a rule comment)
-        resp = stream(conn.core().connect_get_namespaced_pod_exec, pod, KUBE_PROXY_NAMESPACE,
-                      command=command, stdin=False, stdout=True, stderr=True, tty=False,
-                      binary=True, _preload_content=False, _request_timeout=conn.timeout)
+        with bounded(seconds):                   # connect, TLS and the upgrade
+            resp = stream(conn.core().connect_get_namespaced_pod_exec, pod,
+                          KUBE_PROXY_NAMESPACE, command=command, stdin=False, stdout=True,
+                          stderr=True, tty=False, binary=True, _preload_content=False,
+                          _request_timeout=seconds)
+    except TimedOut:
+        raise ClusterError(f"exec in {where}: the API server did not start it within "
+                           f"{seconds:g}s", "check the network, or raise --request-timeout"
+                           ) from None
     except (ApiException, WebSocketException, OSError, AttributeError) as err:
         # The client's websocket_call turns every failure, a refused upgrade (403…) included,
         # into ApiException(status=0) without a body, on which ApiClient then fails with
         # AttributeError; the handshake's status and Status body are in the exception chain.
         raise _exec_error(err, where) from None
     try:
-        return _collect(resp, conn.timeout, where)
+        with bounded(conn.deadline - time.monotonic()):      # the output: until the deadline
+            return _collect(resp, conn.timeout, where)
+    except TimedOut:
+        resp.close(timeout=0)
+        raise conn.overall_error() from None
     except (WebSocketException, OSError) as err:
         raise ClusterError(f"exec in {where} failed: the connection was lost "
                            f"({type(err).__name__})") from None
@@ -496,7 +516,7 @@ def _exec_error(err: BaseException, where: str) -> ClusterError:
         message = _status_message(body)
         return ClusterError(f"exec in {where} failed: the API server answered {status}"
                             + (f": {message}" if message else ""))
-    text = str(chain[-1]).strip().splitlines()
+    text = redact(str(chain[-1])).strip().splitlines()
     return ClusterError(f"exec in {where} failed: {type(chain[-1]).__name__}"
                         + (f": {text[0]}" if text else ""))
 

@@ -200,7 +200,7 @@ def lookup_node(opts: ExplainOptions, name: str) -> Node | None:
     from svctrace.cluster.convert import node_from_dict
     from svctrace.cluster.live import connect
 
-    conn = connect(opts.kubeconfig, opts.context, opts.request_timeout)
+    conn = connect(opts.kubeconfig, opts.context, opts.request_timeout, opts.deadline)
     raw = conn.request("get", "nodes", None, conn.core().read_node, name, allow=(403, 404))
     return node_from_dict(raw) if raw else None
 
@@ -262,7 +262,7 @@ def _through_exec(view: ServiceView, opts: ExplainOptions, source: str | None,
     from svctrace.cluster.live import connect
     from svctrace.cluster.node_exec import read_rules_through_exec
 
-    conn = connect(opts.kubeconfig, opts.context, opts.request_timeout)
+    conn = connect(opts.kubeconfig, opts.context, opts.request_timeout, opts.deadline)
     text, where = read_rules_through_exec(conn, opts.node or "", opts.debug_pod)
     rules = parse_rules(text, where)
     node, how = whose_rules(rules, view, opts)

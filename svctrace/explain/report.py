@@ -26,6 +26,7 @@ class ExplainOptions:
     output: str = "text"
     fail_on: str = "error"
     request_timeout: float = 5.0
+    deadline: float | None = None         # time.monotonic() by which cluster work must end
     rules: str | None = None
     node: str | None = None
     debug_pod: str | None = None          # --debug-pod IMAGE
