@@ -18,6 +18,8 @@ Color = typer.Option("auto", "--color", help="Colour: auto (on a TTY, unless NO_
                      "or never.")
 Quiet = typer.Option(False, "-q", "--quiet", help="Print only results; no notes on stderr.")
 RulesFile = typer.Option(None, "--rules", help="iptables-save output to read ('-' for stdin).")
+Partial = typer.Option(False, "--partial", help="Read a truncated dump (a table without COMMIT) "
+                       "as far as it goes, with a warning, instead of refusing it.")
 Snapshot = typer.Option(None, "--snapshot", help="Read API objects from a file (kubectl get -o "
                         "json/yaml List, multi-document YAML, or 'svctrace snapshot' output).")
 MaxInputSize = typer.Option(format_size(DEFAULT_MAX_INPUT), "--max-input-size", metavar="SIZE",

@@ -15,6 +15,7 @@ Ctrl-C stops cleanly: the report holds what was gathered and names what was not 
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -296,5 +297,5 @@ def _forbidden_findings(forbidden: dict[str, str], state: ClusterState) -> list[
         count = sum(1 for s in state.services if s.namespace == ns)
         out.append(Finding("DOCTOR-NAMESPACE-UNREADABLE", Severity.WARNING,
                            f"namespace {ns}: {count} Service(s) not checked: {reason}",
-                           (reason,), f"kubectl auth can-i list pods -n {ns}"))
+                           (reason,), f"kubectl auth can-i list pods -n {shlex.quote(ns)}"))
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from svctrace.model.agents import deciding_agents
 from svctrace.model.packet import Packet, format_endpoint
 from svctrace.model.trace import Outcome, Step, Trace
 from svctrace.render.literal import printable
@@ -38,16 +39,26 @@ def outcome_dict(o: Outcome, service_port: str | None = None) -> dict[str, Any]:
         "hooks": list(o.hook_path),
         "path": [step_dict(s) for s in o.path],
         "assumptions": [a.describe() for a in o.assumptions],
+        "decidedBy": deciding_agents(o),
     }
 
 
+def rules_header(source: str, mode: tuple[str, str]) -> str:
+    """The text output's first line: which rules were read, in which mode (iptables,
+    nftables, split) and form (iptables-save, nft-text, nft-json, nft-f)."""
+    return printable(f"rules: {source} ({mode[0]} mode, {mode[1]})")
+
+
 def trace_dict(trace: Trace, source: str, scapy_summary: str | None = None,
-               service_ports: list[str | None] | None = None) -> dict[str, Any]:
+               service_ports: list[str | None] | None = None,
+               mode: tuple[str, str] = ("iptables", "iptables-save")) -> dict[str, Any]:
     """The `svctrace trace -o json` document."""
     pkt = packet_dict(trace.packet)
     pkt["scapy"] = scapy_summary
     return {
         "schema": SCHEMA,
+        "mode": mode[0],
+        "format": mode[1],
         "rules": source,
         "node": {"name": trace.node.name,
                  "localAddresses": sorted(str(n) for n in trace.node.local)},
@@ -68,7 +79,12 @@ def outcome_headline(o: Outcome) -> str:
     else:
         where = "rejected" + (f" ({o.reject_with})" if o.reject_with else "") \
             if o.verdict == "REJECT" else "dropped"
+    agents = deciding_agents(o)
+    if agents["verdict"]:
+        where += f" by {agents['verdict']}"
     masq = ", masqueraded" + (f" to {o.snat_to}" if o.snat_to else "") if o.masquerade else ""
+    if masq and agents["masquerade"]:
+        masq += f" by {agents['masquerade']}"
     return f"{share}  {o.verdict:<6} {where}{masq}"
 
 
@@ -107,5 +123,5 @@ def _step_text(step: Step, wide: bool) -> Any:
     loc = f"  (line {step.line})" if wide and step.line else ""
     text = Text.assemble((where, "cyan"), (num, "dim"), prob, loc, "\n  ",
                          (printable(step.text), ""))
-    text.overflow = "fold"      # show the whole rule as iptables-save printed it
+    text.overflow = "fold"      # show the whole rule as iptables-save or nft printed it
     return text
