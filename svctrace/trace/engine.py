@@ -286,16 +286,19 @@ class _Engine:
 def _evaluate(fn: Callable[[BranchState, _Part], _Result], state: BranchState, part: _Part,
               rule: Rule) -> _Result:
     """Run one match or target function. A value in the rule that it cannot read (an address
-    `10.0.0.1/33`, a mark `0xZZ`, a port `abc`) becomes an error located at the rule, never
-    an internal error: the kernel would have refused the line."""
+    `10.0.0.1/33`, a mark `0xZZ`, a port `abc`, an option with no value at all) becomes an
+    error located at the rule, never an internal error: the kernel would have refused the
+    line."""
     try:
         return fn(state, part)
-    except (ValueError, OverflowError) as err:
+    except (ValueError, OverflowError, IndexError) as err:
         if isinstance(part, Target):
             what = f'target "{part.name}"'
         else:
             what = f'match "{part.module}"' if part.module else "rule"
-        raise RulesError(f"{rule.location}: {what}: invalid value: {err}",
+        problem = "an option has no value" if isinstance(err, IndexError) else \
+            f"invalid value: {err}"
+        raise RulesError(f"{rule.location}: {what}: {problem}",
                          "iptables-restore refuses this rule; check where the rules came "
                          "from") from None
 

@@ -32,6 +32,16 @@ MALFORMED = [
                  id="probability-negative"),
     pytest.param("-j MARK --set-xmark zz", id="set-xmark-not-hex"),
     pytest.param("-m iprange --src-range x-y -j RETURN", id="src-range-not-addresses"),
+    # an option with no value (found by tests/fuzz)
+    pytest.param("-m conntrack --ctstate -j RETURN", id="ctstate-without-value"),
+    pytest.param("-m addrtype --dst-type -j RETURN", id="dst-type-without-value"),
+    pytest.param("-m mark --mark -j RETURN", id="mark-without-value"),
+    pytest.param("-p tcp -m tcp --dport -j RETURN", id="dport-without-value"),
+    pytest.param("-m statistic --mode random --probability -j RETURN",
+                 id="probability-without-value"),
+    pytest.param("-j REJECT --reject-with", id="reject-with-without-value"),
+    pytest.param("-p tcp -j REDIRECT --to-ports", id="to-ports-without-value"),
+    pytest.param("-p tcp -j DNAT --to-destination", id="to-destination-without-value"),
 ]
 
 
