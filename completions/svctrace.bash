@@ -53,6 +53,11 @@ _svctrace_complete() {
         fi
         return 0
     fi
+    # names come from the cluster or a file: insert them quoted (web\;x), never as syntax
+    local i
+    for i in "${!COMPREPLY[@]}"; do
+        printf -v "COMPREPLY[i]" '%q' "${COMPREPLY[i]}"
+    done
     (( directive & 2 )) && compopt -o nospace 2>/dev/null
     (( directive & 32 )) && compopt -o nosort 2>/dev/null
     return 0

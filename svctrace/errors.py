@@ -64,3 +64,9 @@ class RuleSyntaxError(RulesError):
         super().__init__(f"{source}:{line}: {message}", hint)
         self.source = source
         self.line = line
+
+
+class OutputError(SvctraceError):
+    """Standard output cannot be written (`>/dev/full`, a device error)."""
+
+    exit_status = ExitStatus.USAGE

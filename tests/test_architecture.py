@@ -29,12 +29,13 @@ def _modules(package: str) -> list[Path]:
 ALLOWED = {
     "model": set(),
     "trace": {"model", "errors"},
-    "rules": {"model", "errors"},
-    "cluster": {"model", "errors"},
+    "rules": {"model", "errors", "inputs"},
+    "cluster": {"model", "errors", "inputs"},
     "diagnose": {"model", "errors", "rules", "trace"},
     "render": {"model", "diagnose"},
     # the explain pipeline, below cli/: every adapter and check, never cli/ (it does not print)
-    "explain": {"model", "errors", "rules", "trace", "cluster", "diagnose", "render", "packets"},
+    "explain": {"model", "errors", "inputs", "rules", "trace", "cluster", "diagnose", "render",
+                "packets"},
 }
 HEAVY = {"kubernetes": {"cluster/live.py", "cluster/lightimport.py", "cluster/node_exec.py"},
          "scapy": {"packets.py", "explain/probe.py"},
@@ -47,6 +48,11 @@ def test_layers(package: str) -> None:
         ours = {m.split(".")[1] for m in _imports(path) if m.startswith("svctrace.")}
         bad = ours - ALLOWED[package] - {package}
         assert not bad, f"{path.relative_to(PKG)} imports svctrace.{sorted(bad)}"
+
+
+def test_inputs_module_stands_on_errors_only() -> None:
+    ours = {m.split(".")[1] for m in _imports(PKG / "inputs.py") if m.startswith("svctrace.")}
+    assert ours <= {"errors"}, sorted(ours)
 
 
 @pytest.mark.parametrize("library", sorted(HEAVY))

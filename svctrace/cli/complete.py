@@ -31,6 +31,8 @@ ERROR, NO_SPACE, NO_FILE_COMP, FILTER_FILE_EXT, FILTER_DIRS, KEEP_ORDER = 1, 2, 
 DEFAULT = 0           # no candidates → the shell completes file names
 
 LIVE_TIMEOUT = 1.0    # seconds, the whole look-up (import, kubeconfig, request, or file)
+# SVCTRACE_COMPLETION_TIMEOUT=SECONDS changes it (a cluster behind a slow VPN), within limits
+TIMEOUT_ENV, TIMEOUT_RANGE = "SVCTRACE_COMPLETION_TIMEOUT", (0.1, 10.0)
 SERVICE_PREFIXES = ("svc/", "service/", "services/")
 
 # Fixed choices, by the option's long name (the commands take them as plain strings).
@@ -44,6 +46,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 FILE_OPTIONS = ("--rules", "--snapshot", "--kubeconfig", "--file")
 NAME_OPTIONS = {"--namespace": "namespaces", "--context": "contexts", "--node": "nodes"}
+# comma-separated names (doctor --nodes node1,node2), or one of the fixed words
+LIST_OPTIONS = {"--nodes": ("nodes", ("all",))}
 SERVICE_ARGUMENTS = ("service", "services")       # explain SERVICE, rules [SERVICE], snapshot
 HELP_OPTIONS = ("-h", "--help")                   # main.py's help_option_names
 
@@ -81,6 +85,13 @@ def complete(root: Any, words: list[str]) -> Completion:
         return _complete(parse_line(root, before), incomplete)
     except Exception:  # noqa: BLE001 - a TAB completes nothing rather than fail
         return Completion()
+
+
+def _one_line(value: str) -> bool:
+    """False for a name with a control character: a newline would forge candidates (or the
+    directive) in the line-based protocol, a tab would cut it at `value<TAB>help`, and a
+    shell can insert none of them safely."""
+    return not any(ord(c) < 0x20 or 0x7f <= ord(c) <= 0x9f for c in value)
 
 
 def _complete(line: Line, incomplete: str) -> Completion:
@@ -177,7 +188,18 @@ def option_value(line: Line, option: Any, incomplete: str, prefix: str) -> Compl
         return Completion([], DEFAULT)          # the shell completes file names
     if name in NAME_OPTIONS:
         return _prefixed(prefix, _matching(names_for(line, NAME_OPTIONS[name]), incomplete))
+    if name in LIST_OPTIONS:
+        return _prefixed(prefix, list_values(line, incomplete, *LIST_OPTIONS[name]))
     return Completion()
+
+
+def list_values(line: Line, incomplete: str, kind: str, words: tuple[str, ...]) -> list[str]:
+    """`node1,no` → `node1,node2`: names of `kind` not in the list yet (a fixed word only
+    alone)."""
+    done, comma, partial = incomplete.rpartition(",")
+    taken = set(done.split(",")) if comma else set()
+    names = [n for n in names_for(line, kind) if n not in taken]
+    return [done + comma + n for n in _matching([*(() if comma else words), *names], partial)]
 
 
 def argument_value(line: Line, incomplete: str) -> Completion:
@@ -206,7 +228,8 @@ def _prefixed(prefix: str, values: list[str]) -> Completion:
 
 
 def _matching(names: list[str], partial: str) -> list[str]:
-    return sorted({n for n in names if n.startswith(partial)})
+    """The names (from the cluster or a file) starting with `partial`, sorted."""
+    return sorted({n for n in names if n.startswith(partial) and _one_line(n)})
 
 
 # --- where names come from ---------------------------------------------------------------
@@ -228,7 +251,7 @@ def names_for(line: Line, kind: str) -> list[str]:
 def file_names(read: Callable[[], list[str]]) -> list[str]:
     """Names read from a local file, within the same deadline as a live look-up: a file
     can be slow too (a network mount, a snapshot that is costly to parse)."""
-    return run_with_deadline(read, LIVE_TIMEOUT)[0]
+    return run_with_deadline(read, deadline())[0]
 
 
 def live_names(kind: str, namespace: str | None, context: str | None,
@@ -239,7 +262,7 @@ def live_names(kind: str, namespace: str | None, context: str | None,
     if cached is not None:
         return cached
     names, finished = run_with_deadline(
-        lambda: _list_names(kind, namespace, context, kubeconfig), LIVE_TIMEOUT)
+        lambda: _list_names(kind, namespace, context, kubeconfig), deadline())
     cache_write(key, names if finished else [])
     return names
 
@@ -247,7 +270,18 @@ def live_names(kind: str, namespace: str | None, context: str | None,
 def _list_names(kind: str, namespace: str | None, context: str | None,
                 kubeconfig: str | None) -> list[str]:
     from svctrace.cluster.live import list_names
-    return list_names(kind, namespace, context, kubeconfig, timeout=LIVE_TIMEOUT)
+    return list_names(kind, namespace, context, kubeconfig, timeout=deadline())
+
+
+def deadline() -> float:
+    """Seconds a look-up may take: LIVE_TIMEOUT, or SVCTRACE_COMPLETION_TIMEOUT within
+    TIMEOUT_RANGE (a value that is no number keeps the default)."""
+    try:
+        seconds = float(os.environ.get(TIMEOUT_ENV, LIVE_TIMEOUT))
+    except ValueError:
+        return LIVE_TIMEOUT
+    low, high = TIMEOUT_RANGE
+    return min(max(seconds, low), high) if seconds == seconds else LIVE_TIMEOUT
 
 
 TIMED_OUT = threading.Event()     # set when a look-up was abandoned (the caller may os._exit)

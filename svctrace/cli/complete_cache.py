@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import secrets
 import stat
 import time
 
@@ -81,7 +80,7 @@ def cache_write(key: list[str | None], names: list[str]) -> None:
     dir_fd = _open_verified_dir(create=True)
     if dir_fd is None:
         return
-    tmp = f".names-{secrets.token_hex(8)}.tmp"
+    tmp = f".names-{os.urandom(8).hex()}.tmp"        # unpredictable; O_EXCL below
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600, dir_fd=dir_fd)

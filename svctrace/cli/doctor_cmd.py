@@ -53,6 +53,7 @@ def doctor(
                               "and compare them with the API."),
     rules: list[str] = typer.Option([], "--rules", metavar="NODE=FILE", help="A node's saved "
                                     "rules (iptables-save output); repeatable."),
+    max_input_size: str = options.MaxInputSize,
     parallel: int = typer.Option(8, "--parallel", help="Read at most this many nodes at once."),
     node_timeout: str = typer.Option("30s", "--node-timeout", help="Give up on a node's rules "
                                      "after this long (e.g. 20s)."),
@@ -81,7 +82,10 @@ def doctor(
         kubeconfig=kubeconfig, snapshot=snapshot,
         request_timeout=parse_duration(request_timeout),
         nodes=node_names, all_nodes=all_nodes, rules=parse_rules(rules), parallel=parallel,
-        node_timeout=parse_duration(node_timeout, "--node-timeout"), page_size=chunk_size)
+        node_timeout=parse_duration(node_timeout, "--node-timeout"), page_size=chunk_size,
+        max_input=options.check_max_input_size(max_input_size))
+    options.check_one_stdin(("--snapshot -", snapshot),
+                            *((f"--rules {node}=-", path) for node, path in opts.rules))
     env = Environment(color=options.check_color(color), quiet=quiet)
     raise typer.Exit(run(opts, env, fmt, fail, show_all))
 

@@ -9,9 +9,56 @@ from functools import cache
 from typing import IO, Any
 
 
+class Stdout:
+    """Standard output as the commands write to it.
+
+    A reader that went away (`| head -1`) silences the rest of the output instead of ending
+    the command, so the exit status stays the command's own (findings or not), never one
+    invented by the closed pipe; a write that fails (`>/dev/full`) is one OutputError line,
+    not a traceback."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            silence(self.stream)
+            return len(text)
+        except OSError as err:
+            raise output_error(self.stream, err) from None
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            silence(self.stream)
+        except OSError as err:
+            raise output_error(self.stream, err) from None
+
+    def __getattr__(self, name: str) -> Any:       # isatty, fileno, encoding…
+        return getattr(self.stream, name)
+
+
+def silence(stream: IO[str]) -> None:
+    """Send the rest of `stream` (and what its buffer holds) to /dev/null."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, stream.fileno())
+    os.close(devnull)
+
+
+def output_error(stream: IO[str], err: OSError) -> Exception:
+    """The error for a failed write to standard output; the stream is silenced first, so
+    the interpreter's last flush does not fail again."""
+    from svctrace.errors import OutputError
+    silence(stream)
+    return OutputError(f"cannot write to standard output: {os.strerror(err.errno or 0)}")
+
+
 @dataclass
 class Environment:
-    stdout: IO[str] = field(default_factory=lambda: sys.stdout)
+    stdout: IO[str] = field(default_factory=lambda: sys.stdout)   # main.run makes it a Stdout
     stderr: IO[str] = field(default_factory=lambda: sys.stderr)
     color: str = "auto"          # auto | always | never
     quiet: bool = False

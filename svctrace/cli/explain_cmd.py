@@ -48,6 +48,7 @@ def explain(
     request_timeout: str = typer.Option("5s", "--request-timeout", help="How long to wait for "
                                         "each API request (e.g. 5s, 500ms, 2)."),
     rules: str = options.RulesFile,
+    max_input_size: str = options.MaxInputSize,
     node: str = typer.Option(None, "--node", help="Read the rules of this node through the "
                              "kube-proxy pod on it (API exec)."),
     debug_pod: str = typer.Option(None, "--debug-pod", metavar="IMAGE", help="When the node "
@@ -74,7 +75,9 @@ def explain(
         kubeconfig=kubeconfig, snapshot=snapshot, output=options.check_output(output),
         fail_on=check_fail_on(fail_on), request_timeout=parse_duration(request_timeout),
         rules=rules, node=check_node(node), debug_pod=debug_pod, local_ips=list(local_ip),
-        probe=probe, raw=raw, entry=entry, src=src, from_=from_)
+        probe=probe, raw=raw, entry=entry, src=src, from_=from_,
+        max_input=options.check_max_input_size(max_input_size))
+    options.check_one_stdin(("--snapshot -", snapshot), ("--rules -", rules))
     env = Environment(color=options.check_color(color), quiet=quiet)
     if not opts.snapshot:
         from svctrace.cluster.live import overall_deadline
@@ -139,7 +142,7 @@ def check_fail_on(value: str) -> str:
 
 def emit(report: ExplainReport, opts: ExplainOptions, env: Environment) -> int:
     """Write the report (stdout) and its notes (stderr); return the exit status."""
-    for note in report.notes:
+    for note in dict.fromkeys(report.notes):      # each note once
         env.note(note)
     if opts.output == "json":
         env.write_json(report_dict(report))
@@ -178,6 +181,8 @@ def node_sections(report: ExplainReport, opts: ExplainOptions) -> list[Any]:
         parts += node_renderables(report.node, report.cluster, raw=opts.raw,
                                   wide=opts.output == "wide", packets=report.packets)
     if "probes" in report.data:
-        lines = [f"{p['address']}/{p['protocol']}: {p['result']}" for p in report.data["probes"]]
+        from svctrace.render.literal import printable
+        lines = [printable(f"{p['address']}/{p['protocol']}: {p['result']}")
+                 for p in report.data["probes"]]
         parts.append(Text("Probes (sent from this machine)\n" + "\n".join(lines)))
     return parts

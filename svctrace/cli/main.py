@@ -56,6 +56,8 @@ def _register() -> None:
 def run() -> None:
     """Entry point: the one error boundary. Errors become one line and a documented exit status."""
     _register()
+    from svctrace.cli.env import Stdout
+    sys.stdout = Stdout(sys.stdout)      # type: ignore[assignment]  # see Stdout
     try:
         rc = app(standalone_mode=False)
     except SvctraceError as err:
@@ -68,7 +70,7 @@ def run() -> None:
     except typer.Exit as ex:
         if ex.exit_code == ExitStatus.INTERRUPTED:
             sys.stderr.write("svctrace: interrupted\n")
-        sys.exit(ex.exit_code)
+        _exit_now(ex.exit_code)
     except _click_errors() as err:  # usage errors from click
         _usage(err)
     except Exception as err:  # noqa: BLE001 - the boundary: never a traceback unless --debug
@@ -83,13 +85,14 @@ def run() -> None:
 
 def _exit_now(status: int) -> None:
     """Exit without tearing down the interpreter: freeing a 230,000-rule ruleset object by
-    object takes 0.1-0.2 s that nobody waits for. Output is flushed first; svctrace registers
-    no atexit work."""
+    object takes 0.1-0.2 s that nobody waits for. Output is flushed first (a closed pipe
+    keeps the command's own status; a full disk is one error line); svctrace registers no
+    atexit work."""
     try:
         sys.stdout.flush()
-        sys.stderr.flush()
-    except BrokenPipeError:
-        _quiet_broken_pipe()
+    except SvctraceError as err:
+        _fail(err.message, err.hint, err.exit_status)
+    sys.stderr.flush()
     os._exit(status)
 
 

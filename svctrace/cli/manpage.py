@@ -55,7 +55,10 @@ ENVIRONMENT = [
     ("http_proxy, https_proxy, no_proxy", "Proxies for the connection to the API server, as "
      "honoured by the Kubernetes Python client."),
     ("XDG_CACHE_HOME", "Where shell completion caches live names for ten seconds "
-     "(default ~/.cache)."),
+     "(default ~/.cache). The cache is used only when its directory belongs to the user and "
+     "no one else can write to it."),
+    ("SVCTRACE_COMPLETION_TIMEOUT", "Seconds a TAB may spend looking names up (in the "
+     "cluster or in a --snapshot or --rules file): default 1, at most 10."),
 ]
 
 FILES = [
@@ -79,6 +82,10 @@ EXAMPLES = [
      "svctrace trace --rules node1.rules --dst 10.96.0.10:53 --proto udp"),
     ("Capture a namespace for later, or for a colleague:",
      "svctrace snapshot -n shop -f shop.json"),
+    ("Check every Service of the cluster, and every node's rules against the API:",
+     "svctrace doctor -A --nodes all --parallel 16"),
+    ("The same offline, from a snapshot and saved rules, as JUnit XML for CI:",
+     "svctrace doctor --snapshot cluster.json --rules node1=node1.txt -o junit > doctor.xml"),
     ("Enable completion in bash:", "source <(svctrace completion bash)"),
     ("As a kubectl plugin:", "kubectl svctrace explain web -n shop"),
 ]

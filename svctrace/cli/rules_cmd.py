@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from svctrace.cli import options
+from svctrace.inputs import DEFAULT_MAX_INPUT
 
 if TYPE_CHECKING:
     from svctrace.cli.env import Environment
@@ -34,6 +35,8 @@ def rules(
     service: str = typer.Argument(None, help="Service: svc/NAME, service/NAME or NAME "
                                   "(default: all).", show_default=False),
     rules_file: str = options.RulesFile,
+    partial: bool = options.Partial,
+    max_input_size: str = options.MaxInputSize,
     namespace: str = options.Namespace,
     output: str = options.Output,
     color: str = options.Color,
@@ -53,14 +56,15 @@ def rules(
     env = Environment(color=options.check_color(color), quiet=quiet)
     fmt = options.check_output(output)
     name = parse_service_arg(service) if service is not None else None
+    max_bytes = options.check_max_input_size(max_input_size)
     if digest or node is not None:
-        write_digest(env, rules_file, name, node, digest)
+        write_digest(env, rules_file, name, node, digest, max_bytes)
         return
-    run_rules(env, rules_file, name, namespace, fmt)
+    run_rules(env, rules_file, name, namespace, fmt, max_bytes, partial)
 
 
 def write_digest(env: Environment, rules_file: str | None, name: str | None,
-                 node: str | None, digest: bool) -> None:
+                 node: str | None, digest: bool, max_bytes: int = DEFAULT_MAX_INPUT) -> None:
     """`--digest`: svctrace.diagnose.digest.node_digest of the rules, as JSON."""
     from svctrace.diagnose.digest import node_digest
     from svctrace.errors import UsageError
@@ -70,7 +74,7 @@ def write_digest(env: Environment, rules_file: str | None, name: str | None,
         raise UsageError("--node NAME goes with --digest")
     if name is not None:
         raise UsageError("--digest covers every Service: give no SERVICE")
-    env.write_json(node_digest(load_ruleset(rules_file), node))
+    env.write_json(node_digest(load_ruleset(rules_file, max_bytes), node))
 
 
 def parse_service_arg(arg: str) -> str:
@@ -88,11 +92,14 @@ def parse_service_arg(arg: str) -> str:
 
 
 def run_rules(env: Environment, rules_file: str | None, name: str | None,
-              namespace: str | None, fmt: str) -> None:
-    from svctrace.rules.kubeproxy import map_services
+              namespace: str | None, fmt: str, max_bytes: int = DEFAULT_MAX_INPUT,
+              partial: bool = False) -> None:
+    from svctrace.rules.kubeproxy import layout_notes, map_services
     from svctrace.rules.sources import load_ruleset
 
-    ruleset = load_ruleset(rules_file)
+    ruleset = load_ruleset(rules_file, max_bytes, partial)
+    for warning in (*ruleset.warnings, *layout_notes(ruleset)):
+        env.note(warning)
     if fmt == "json" and name is None and parallel_worth_it(ruleset):
         from svctrace.cli.rules_parallel import write_json_in_parallel
         if write_json_in_parallel(env, ruleset, namespace):

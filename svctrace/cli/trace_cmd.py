@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from svctrace.cli import options
+from svctrace.cli import options, values
 
 HELP = """Trace a packet through iptables rules the way the kernel would.
 
@@ -20,11 +20,14 @@ def trace(
     dst: str = typer.Option(..., "--dst", help="Destination IP[:PORT] (IPv6: [addr]:port)."),
     rules: str = typer.Option(None, "--rules", help="iptables-save output to trace through "
                               "('-' for stdin)."),
+    max_input_size: str = options.MaxInputSize,
     src: str = typer.Option(None, "--src", help="Source IP (default: an address in the pod "
                             "CIDR, i.e. a packet from a pod)."),
-    dport: int = typer.Option(None, "--dport", help="Destination port (or give it in --dst)."),
-    sport: int = typer.Option(40000, "--sport", help="Source port."),
-    proto: str = typer.Option("tcp", "--proto", "-p", help="Protocol: tcp, udp or sctp."),
+    dport: int = typer.Option(None, "--dport", parser=values.port,
+                              help="Destination port (or give it in --dst)."),
+    sport: int = typer.Option(40000, "--sport", parser=values.port, help="Source port."),
+    proto: str = typer.Option("tcp", "--proto", "-p", parser=values.protocol,
+                              help="Protocol: tcp, udp or sctp."),
     in_interface: str = typer.Option(None, "--in-interface", "-i",
                                      help="Interface the packet arrives on (for -i matches)."),
     local_ip: list[str] = options.LocalIP,
@@ -33,6 +36,7 @@ def trace(
     affinity_hit: list[str] = typer.Option([], "--affinity-hit", help="Trace an existing client: "
                                            "the recent list (e.g. KUBE-SEP-…) or endpoint ip:port "
                                            "that already holds the source (repeatable)."),
+    partial: bool = options.Partial,
     output: str = options.Output,
     color: str = options.Color,
     quiet: bool = options.Quiet,
@@ -43,4 +47,5 @@ def trace(
     env = Environment(color=options.check_color(color), quiet=quiet)
     run_trace(env, dst=dst, rules=rules, src=src, dport=dport, sport=sport, proto=proto,
               in_interface=in_interface, local_ips=local_ip, pod_cidr=pod_cidr,
-              affinity_hit=affinity_hit, output=options.check_output(output))
+              affinity_hit=affinity_hit, output=options.check_output(output),
+              max_bytes=options.check_max_input_size(max_input_size), partial=partial)

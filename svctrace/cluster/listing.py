@@ -13,6 +13,8 @@ new attempt expires as well, it stops with a ClusterError saying why.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -31,6 +33,7 @@ from svctrace.model.cluster import ClusterState
 T = TypeVar("T")
 PAGE_SIZE = 500                     # kubectl's default --chunk-size
 RESTARTS = 1                        # fresh starts after an expired continue token
+PREFETCH = 2                        # pages fetched ahead of the one being reduced
 KINDS = ("services", "endpointslices", "pods", "nodes")
 CONVERTERS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "services": service_from_dict, "endpointslices": endpointslice_from_dict,
@@ -72,22 +75,66 @@ def list_kept(conn: Connection, resource: str, namespace: str | None,
 def _one_pass(conn: Connection, resource: str, namespace: str | None,
               keep: Callable[[dict[str, Any]], T], page_size: int,
               progress: Progress | None, query: dict[str, str]) -> list[T] | None:
-    """One paginated LIST; None when a continue token expired on the way."""
+    """One paginated LIST; None when a continue token expired on the way.
+
+    The next page is requested while this one is reduced (a thread fetches, at most
+    PREFETCH pages ahead): the API server's work overlaps ours, and memory stays bounded."""
     kept: list[T] = []
+    pages: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=PREFETCH)
+    stop = threading.Event()
+    threading.Thread(target=_fetch_pages, args=(conn, resource, namespace, page_size, query,
+                                                pages, stop),
+                     daemon=True, name=f"svctrace-list-{resource}").start()
+    try:
+        while True:
+            what, body = pages.get()
+            if what == "error":
+                raise body
+            if what == "expired":
+                return None
+            kept.extend(keep(item) for item in body.get("items") or [])
+            del body
+            if progress is not None:
+                progress(resource, len(kept))
+            if what == "last":
+                return kept
+    finally:
+        stop.set()
+
+
+def _fetch_pages(conn: Connection, resource: str, namespace: str | None, page_size: int,
+                 query: dict[str, str], pages: queue.Queue[tuple[str, Any]],
+                 stop: threading.Event) -> None:
+    """Put each page in `pages`: ("page"|"last", body), ("expired", None) or ("error", exc)."""
     token: str | None = None
     call = conn._list_call(resource, namespace)      # noqa: SLF001 - the client's list method
-    while True:
-        extra = {"_continue": token} if token else {}
-        body = conn.request("list", resource, namespace, call, *([namespace] if namespace else []),
-                            allow=(410,) if token else (), limit=page_size, **query, **extra)
-        if body is None:
-            return None
-        kept.extend(keep(item) for item in body.get("items") or [])
-        if progress is not None:
-            progress(resource, len(kept))
-        token = (body.get("metadata") or {}).get("continue") or None
-        if token is None:
-            return kept
+    try:
+        while not stop.is_set():
+            extra = {"_continue": token} if token else {}
+            body = conn.request("list", resource, namespace, call,
+                                *([namespace] if namespace else []),
+                                allow=(410,) if token else (), limit=page_size, **query,
+                                **extra)
+            if body is None:
+                _put(pages, ("expired", None), stop)
+                return
+            token = (body.get("metadata") or {}).get("continue") or None
+            _put(pages, ("page" if token else "last", body), stop)
+            if token is None:
+                return
+    except BaseException as err:  # noqa: BLE001 - handed to the consumer, raised there
+        _put(pages, ("error", err), stop)
+
+
+def _put(pages: queue.Queue[tuple[str, Any]], item: tuple[str, Any],
+         stop: threading.Event) -> None:
+    """Put `item`, unless the consumer stopped listening (an error, Ctrl-C) meanwhile."""
+    while not stop.is_set():
+        try:
+            pages.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
 
 
 def raw_item(resource: str) -> Callable[[dict[str, Any]], dict[str, Any]]:

@@ -21,6 +21,7 @@ from svctrace.cluster.convert import (
     service_from_dict,
 )
 from svctrace.errors import SnapshotError, UsageError
+from svctrace.inputs import DEFAULT_MAX_INPUT, SNAPSHOT_INPUT, decode_input, read_input
 from svctrace.model.cluster import ClusterState, Service, ServiceView
 
 SNAPSHOT_KEY = "svctrace"           # the key `svctrace snapshot` adds to the List
@@ -30,19 +31,11 @@ CONVERTERS = {"Service": service_from_dict, "EndpointSlice": endpointslice_from_
               "Pod": pod_from_dict, "Node": node_from_dict}
 
 
-def read_snapshot(path: str) -> ClusterState:
-    """Read a snapshot file ('-' for stdin) into a ClusterState; SnapshotError if malformed."""
-    try:
-        if path == "-":
-            import sys
-            text = sys.stdin.read()
-        else:
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
-    except (OSError, UnicodeDecodeError) as err:
-        reason = getattr(err, "strerror", None) or str(err)
-        raise SnapshotError(f"{path}: cannot read snapshot: {reason}") from None
-    return parse_snapshot(text, path)
+def read_snapshot(path: str, max_bytes: int = DEFAULT_MAX_INPUT) -> ClusterState:
+    """Read a snapshot file ('-' for stdin) into a ClusterState; SnapshotError if malformed or
+    larger than `max_bytes` (--max-input-size)."""
+    data, source = read_input(path, max_bytes, SNAPSHOT_INPUT)
+    return parse_snapshot(decode_input(data, source, SNAPSHOT_INPUT), path)
 
 
 def parse_snapshot(text: str, source: str) -> ClusterState:

@@ -150,7 +150,7 @@ def unreadable(node: str, reason: str) -> NodeResult:
     finding = Finding("NODE-RULES-UNREADABLE", Severity.ERROR,
                       f"node {node}: rules could not be read: {reason}", (),
                       f"kubectl -n kube-system get pods -o wide --field-selector "
-                      f"spec.nodeName={node}")
+                      f"{shlex.quote('spec.nodeName=' + node)}")
     return NodeResult(node, False, reason=reason, findings=[finding])
 
 

@@ -68,7 +68,7 @@ def uses_local_endpoints(svc: Service) -> bool:
         externally_accessible(svc) and svc.external_traffic_policy == "Local")
 
 
-def expected_ports(svc: Service, slices: list[EndpointSlice] | tuple[EndpointSlice, ...],
+def expected_ports(svc: Service, slices: Sequence[EndpointSlice],
                    node: Node | None, node_name: str, family: int = 4) -> list[ExpectedPort]:
     """Every service port of `svc` as kube-proxy on `node_name` should program it."""
     if not programs_rules(svc):

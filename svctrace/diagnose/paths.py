@@ -57,7 +57,7 @@ def _entry(ip: str, port: int) -> str:
 
 def _endpoints(slices: Sequence[EndpointSlice], port: ServicePort,
                chosen: frozenset[str]) -> list[dict[str, Any]]:
-    out = []
+    out: list[dict[str, Any]] = []
     for ep, target in port_endpoints(slices, port):
         address = endpoint_text(ep.addresses[0], target)
         state = ("ready" if ep.conditions.ready else "terminating"

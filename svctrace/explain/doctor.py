@@ -15,11 +15,13 @@ Ctrl-C stops cleanly: the report holds what was gathered and names what was not 
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from svctrace.diagnose.doctor import DoctorReport, NodeDrift, NodeResult
+from svctrace.inputs import DEFAULT_MAX_INPUT
 
 if TYPE_CHECKING:
     from svctrace.cluster.listing import ClusterListing
@@ -48,6 +50,7 @@ class DoctorOptions:
     parallel: int = 8
     node_timeout: float = 30.0
     page_size: int = 500                    # --chunk-size: items per LIST request
+    max_input: int = DEFAULT_MAX_INPUT      # --max-input-size, bytes
 
 
 def run_doctor(opts: DoctorOptions, progress: Progress | None = None) -> DoctorReport:
@@ -99,7 +102,7 @@ class _Run:
         if opts.snapshot:
             from svctrace.cluster.listing import ClusterListing
             from svctrace.cluster.snapshot import read_snapshot
-            state = read_snapshot(opts.snapshot)
+            state = read_snapshot(opts.snapshot, opts.max_input)
             ns = opts.namespace if not opts.all_namespaces else None
             # a file holds the namespaces it was taken from: rules of others are not judged
             self.namespaces = {ns} if ns else {s.namespace for s in state.services}
@@ -126,14 +129,13 @@ class _Run:
         from svctrace.diagnose.cluster import explain_cluster
         from svctrace.diagnose.doctor import service_result
 
-        pods = _pods_by_namespace(state.pods)
-        nodes = state.nodes if nodes_known else None
+        pods = _PodIndex(state.pods)
+        nodes = tuple(sorted(state.nodes, key=lambda n: n.name)) if nodes_known else None
         total = len(self.services_in_scope)
         extra = {"observed_at": state.captured_at} if state.captured_at else {}
         for i, svc in enumerate(self.services_in_scope):
             view = assemble_view(svc, self.slices.get((svc.namespace, svc.name), ()),
-                                 pods.get(svc.namespace, ()), nodes,
-                                 source=state.source, **extra)
+                                 pods.candidates(svc), nodes, source=state.source, **extra)
             self.report.rows.append(service_result(explain_cluster(view)))
             if i % 100 == 0 or i == total - 1:
                 self.progress("services checked", i + 1, total)
@@ -149,7 +151,8 @@ class _Run:
         self.pending_nodes = sorted(jobs)
         expected = Expected(self.services_in_scope, self.slices,
                             self.state.nodes if self.state else (), self.namespaces)
-        with Digester(expected, min(self.opts.parallel, len(jobs))) as digester:
+        with Digester(expected, min(self.opts.parallel, len(jobs)),
+                      self.opts.max_input) as digester:
             read_nodes(jobs, digester.read, self.opts.parallel, self.opts.node_timeout,
                        self._node_done)
         self._apply_node_findings()
@@ -255,11 +258,29 @@ def _slices_by_service(slices: tuple[EndpointSlice, ...]) -> dict[SvcKey, list[E
     return out
 
 
-def _pods_by_namespace(pods: tuple[Pod, ...]) -> dict[str, list[Pod]]:
-    out: dict[str, list[Pod]] = {}
-    for p in sorted(pods, key=lambda p: (p.namespace, p.name)):
-        out.setdefault(p.namespace, []).append(p)
-    return out
+class _PodIndex:
+    """Pods by namespace and by label, so that each Service's view is cut out of the pods
+    its selector can match instead of every pod of its namespace."""
+
+    def __init__(self, pods: tuple[Pod, ...]) -> None:
+        self.by_namespace: dict[str, list[Pod]] = {}
+        self.by_label: dict[tuple[str, str, str], list[int]] = {}
+        for p in sorted(pods, key=lambda p: (p.namespace, p.name)):
+            mine = self.by_namespace.setdefault(p.namespace, [])
+            for item in p.labels.items():
+                self.by_label.setdefault((p.namespace, *item), []).append(len(mine))
+            mine.append(p)
+
+    def candidates(self, svc: Service) -> list[Pod]:
+        """The pods `svc` selects; every pod of its namespace when it selects none (explain
+        looks for near misses among them), none without a selector."""
+        everyone = self.by_namespace.get(svc.namespace, [])
+        if not svc.selector:
+            return []
+        postings = [set(self.by_label.get((svc.namespace, *item), ()))
+                    for item in svc.selector.items()]
+        chosen = set.intersection(*postings)
+        return [everyone[i] for i in sorted(chosen)] if chosen else everyone
 
 
 def _only_namespace(state: ClusterState, namespace: str) -> ClusterState:
@@ -276,5 +297,5 @@ def _forbidden_findings(forbidden: dict[str, str], state: ClusterState) -> list[
         count = sum(1 for s in state.services if s.namespace == ns)
         out.append(Finding("DOCTOR-NAMESPACE-UNREADABLE", Severity.WARNING,
                            f"namespace {ns}: {count} Service(s) not checked: {reason}",
-                           (reason,), f"kubectl auth can-i list pods -n {ns}"))
+                           (reason,), f"kubectl auth can-i list pods -n {shlex.quote(ns)}"))
     return out

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from svctrace.diagnose.doctor import NodeDrift, NodeResult
+from svctrace.inputs import DEFAULT_MAX_INPUT
 
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
@@ -101,7 +102,8 @@ class Expected:
 _EXPECTED: Expected | None = None              # what forked workers inherit
 
 
-def digest_node(node: str, rules: str | tuple[str, str]) -> NodeDrift | NodeResult:
+def digest_node(node: str, rules: str | tuple[str, str],
+                max_bytes: int = DEFAULT_MAX_INPUT) -> NodeDrift | NodeResult:
     """Parse one node's rules (a file name, or (text, where)), digest and compare them."""
     from svctrace.diagnose.digest import node_digest
     from svctrace.diagnose.doctor import compare_node, unreadable
@@ -109,7 +111,7 @@ def digest_node(node: str, rules: str | tuple[str, str]) -> NodeDrift | NodeResu
 
     assert _EXPECTED is not None
     try:
-        ruleset = _ruleset(rules)
+        ruleset = _ruleset(rules, max_bytes)
         if ruleset.chain("nat", "KUBE-SERVICES") is None:
             return unreadable(node, f"no kube-proxy chains in {ruleset.source}: kube-proxy "
                                     "there runs in nftables or IPVS mode, or not at all")
@@ -120,10 +122,10 @@ def digest_node(node: str, rules: str | tuple[str, str]) -> NodeDrift | NodeResu
     return compare_node(node, digest, _EXPECTED.for_node(node), _EXPECTED.namespaces)
 
 
-def _ruleset(rules: str | tuple[str, str]) -> Ruleset:
+def _ruleset(rules: str | tuple[str, str], max_bytes: int) -> Ruleset:
     if isinstance(rules, str):
         from svctrace.rules.sources import load_ruleset
-        return load_ruleset(rules)
+        return load_ruleset(rules, max_bytes)
     from svctrace.rules.iptables_save import parse_iptables_save
     return parse_iptables_save(*rules)
 
@@ -132,18 +134,32 @@ def _worker_init() -> None:
     import gc
     import signal
     signal.signal(signal.SIGINT, signal.SIG_IGN)     # Ctrl-C is the parent's to handle
-    # a worker holds one ruleset (~10 objects per rule) at a time, freed by reference
-    # counting: the cyclic collector would only rescan it (as in `svctrace rules`)
+    # The collector would rescan a ruleset (~10 objects per rule) many times while it is
+    # built; instead it runs once per node, after the ruleset is dropped (a ruleset holds
+    # reference cycles: without that, a worker would keep every node's rules). What the
+    # worker inherited from the parent is frozen, so those collections never walk it.
+    gc.freeze()
     gc.disable()
+
+
+def _digest_in_worker(node: str, rules: str | tuple[str, str],
+                      max_bytes: int = DEFAULT_MAX_INPUT) -> NodeDrift | NodeResult:
+    import gc
+    try:
+        return digest_node(node, rules, max_bytes)
+    finally:
+        gc.collect()
 
 
 class Digester:
     """Reads a node (in the calling thread) and digests it in a worker process; in this
     process when there is one worker or no fork."""
 
-    def __init__(self, expected: Expected, nodes: int) -> None:
+    def __init__(self, expected: Expected, nodes: int,
+                 max_bytes: int = DEFAULT_MAX_INPUT) -> None:
         global _EXPECTED
         _EXPECTED = expected
+        self.max_bytes = max_bytes          # --max-input-size, for --rules NODE=FILE
         self.pool: ProcessPoolExecutor | None = None
         workers = min(os.cpu_count() or 1, nodes)
         if workers > 1 and hasattr(os, "fork"):
@@ -161,8 +177,8 @@ class Digester:
         except SvctraceError as err:
             return unreadable(node, err.message)
         if self.pool is None:
-            return digest_node(node, rules)
-        return self.pool.submit(digest_node, node, rules).result()
+            return digest_node(node, rules, self.max_bytes)
+        return self.pool.submit(_digest_in_worker, node, rules, self.max_bytes).result()
 
     def __enter__(self) -> Digester:
         return self

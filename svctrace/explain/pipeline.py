@@ -14,7 +14,8 @@ def load_view(opts: ExplainOptions) -> ServiceView:
     """The ServiceView from --snapshot FILE, else from the live cluster."""
     if opts.snapshot:
         from svctrace.cluster.snapshot import read_snapshot, view_from_snapshot
-        return view_from_snapshot(read_snapshot(opts.snapshot), opts.service, opts.namespace)
+        state = read_snapshot(opts.snapshot, opts.max_input)
+        return view_from_snapshot(state, opts.service, opts.namespace)
     from svctrace.cluster.live import load_live_view
     return load_live_view(opts.service, opts.namespace, opts.context, opts.kubeconfig,
                           opts.request_timeout, opts.deadline)

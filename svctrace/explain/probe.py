@@ -1,13 +1,17 @@
-"""`explain --probe`: a real TCP SYN or UDP datagram to each backend the traces reached.
+"""`explain --probe`: a real TCP connection or UDP datagram to each backend the traces
+reached.
 
-Opt-in and named: without --probe svctrace sends nothing. As root the probe is a scapy packet
-(SYN → SYN-ACK open / RST refused; UDP → reply open / ICMP port-unreachable refused); without
-root it is an ordinary socket connect (TCP) or datagram (UDP).
+Opt-in and named: without --probe svctrace sends nothing. The probe is an ordinary kernel
+socket, as a real client's is, so on a node it passes through the node's own NAT: a probe to
+a ClusterIP is DNATed by kube-proxy's rules in nat OUTPUT exactly as a pod-less client on the
+node would be, and its answer tells whether that path works. (A packet crafted and sent
+with scapy would bypass nat OUTPUT and leave for the ClusterIP itself, un-DNATed.)
+TCP: connected → open, RST → refused. UDP: an answer → open, ICMP port unreachable (seen by
+the connected socket as ECONNREFUSED) → refused. Anything else within the timeout: no answer.
 """
 
 from __future__ import annotations
 
-import os
 import socket
 from typing import TYPE_CHECKING
 
@@ -19,37 +23,7 @@ TIMEOUT = 1.0
 
 
 def probe(address: str, port: int, protocol: str = "tcp", timeout: float = TIMEOUT) -> str:
-    """'open', 'refused' or 'no answer' for one backend."""
-    if os.geteuid() == 0:
-        return _probe_scapy(address, port, protocol, timeout)
-    return _probe_socket(address, port, protocol, timeout)
-
-
-def _probe_scapy(address: str, port: int, protocol: str, timeout: float) -> str:
-    from scapy.layers.inet import ICMP, IP, TCP, UDP
-    from scapy.layers.inet6 import IPv6
-    from scapy.sendrecv import sr1
-    from scapy.supersocket import L3RawSocket
-
-    l3 = IPv6(dst=address) if ":" in address else IP(dst=address)
-    l4 = TCP(dport=port, flags="S") if protocol == "tcp" else UDP(dport=port) / b"svctrace"
-    loopback = address.startswith("127.") or address == "::1"
-    kwargs = {"iface": "lo"} if loopback else {}
-    if loopback and ":" not in address:
-        from scapy.config import conf
-        conf.L3socket = L3RawSocket        # scapy needs a raw L3 socket to talk to itself
-    answer = sr1(l3 / l4, timeout=timeout, verbose=0, **kwargs)
-    if answer is None:
-        return "no answer"
-    if TCP in answer:
-        flags = str(answer[TCP].flags)
-        return "open" if "S" in flags and "A" in flags else "refused"
-    if ICMP in answer or answer.haslayer("ICMPv6DestUnreach"):
-        return "refused"
-    return "open" if UDP in answer else "no answer"
-
-
-def _probe_socket(address: str, port: int, protocol: str, timeout: float) -> str:
+    """'open', 'refused' or 'no answer' for one backend (or ClusterIP) address and port."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     kind = socket.SOCK_STREAM if protocol == "tcp" else socket.SOCK_DGRAM
     with socket.socket(family, kind) as sock:

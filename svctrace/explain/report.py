@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from svctrace.inputs import DEFAULT_MAX_INPUT
+
 if TYPE_CHECKING:
     from svctrace.diagnose.cluster import ClusterExplanation
     from svctrace.diagnose.node import NodeExplanation
@@ -33,6 +35,7 @@ class ExplainOptions:
     entry: str | None = None
     src: str | None = None
     from_: str | None = None
+    max_input: int = DEFAULT_MAX_INPUT    # --max-input-size, bytes
 
 
 @dataclass

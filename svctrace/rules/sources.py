@@ -5,47 +5,30 @@ Every failure to read becomes a RulesError naming the path (exit status 5).
 
 from __future__ import annotations
 
-import sys
-
 from svctrace.errors import RulesError, UsageError
+from svctrace.inputs import DEFAULT_MAX_INPUT, RULES_INPUT, decode_input, read_input
 from svctrace.model.ruleset import Ruleset
 
 
-def read_rules_text(path: str) -> tuple[str, str]:
-    """(text, source name) of iptables-save output at `path`; '-' reads stdin."""
-    if path == "-":
-        data = sys.stdin.buffer.read()
-        source = "<stdin>"
-    else:
-        source = path
-        try:
-            with open(path, "rb") as fh:
-                data = fh.read()
-        except IsADirectoryError:
-            raise RulesError(f"{path}: is a directory, not iptables-save output") from None
-        except FileNotFoundError:
-            raise RulesError(f"{path}: no such file") from None
-        except OSError as err:
-            raise RulesError(f"{path}: cannot read: {err.strerror}") from None
+def read_rules_text(path: str, max_bytes: int = DEFAULT_MAX_INPUT) -> tuple[str, str]:
+    """(text, source name) of iptables-save output at `path`; '-' reads stdin. Reading stops
+    with a RulesError past `max_bytes` (--max-input-size)."""
+    data, source = read_input(path, max_bytes, RULES_INPUT)
     if not data.strip():
         raise RulesError(f"{source}: empty: no rules to read",
                          "save a node's rules with: sudo iptables-save > rules.txt")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
-        raise RulesError(f"{source}:{line}: not text (invalid UTF-8 at byte {err.start}): this "
-                         "is not iptables-save output") from None
-    return text, source
+    return decode_input(data, source, RULES_INPUT), source
 
 
-def load_ruleset(path: str | None) -> Ruleset:
-    """Parse the rules at `path` (iptables-save text). None means no source was given."""
+def load_ruleset(path: str | None, max_bytes: int = DEFAULT_MAX_INPUT,
+                 partial: bool = False) -> Ruleset:
+    """Parse the rules at `path` (iptables-save text). None means no source was given.
+    `partial`: read a truncated dump as far as it goes (see parse_iptables_save)."""
     if path is None:
         raise UsageError("no rules to read",
                          "pass --rules FILE (iptables-save output, '-' for stdin), or run on a "
                          "node as root")
     from svctrace.rules.iptables_save import parse_iptables_save
 
-    text, source = read_rules_text(path)
-    return parse_iptables_save(text, source)
+    text, source = read_rules_text(path, max_bytes)
+    return parse_iptables_save(text, source, partial)

@@ -12,21 +12,34 @@ nat SNAT 100):
 Routing only needs "is this destination local". A statistic match forks the branch; every
 outcome carries its exact probability. What the engine cannot evaluate it records as an
 assumption and never silently assumes a match.
+
+Jumps and gotos run on an explicit jump stack per branch, as ipt_do_table's: any depth
+iptables-legacy loads is traced (nf_tables refuses more than 16 levels). A chain entered twice
+on one path is a loop, which the kernel refuses too. Forks are bounded before they cost time
+or memory: MAX_NESTED statistic matches taken on one path, MAX_BRANCHES in all.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
+from typing import TypeVar
 
 from svctrace.errors import RulesError
 from svctrace.model.packet import Packet
-from svctrace.model.ruleset import Chain, Rule, Ruleset, Target
+from svctrace.model.ruleset import Chain, Match, Rule, Ruleset, Target
 from svctrace.model.trace import Assumption, NodeContext, Outcome, Step, Trace
 from svctrace.trace.matches import MATCHES
 from svctrace.trace.state import BranchState, Hook, Unknown
 from svctrace.trace.targets import CONTINUE, RETURN, TARGETS
 
-MAX_BRANCHES = 200_000
+_Part = TypeVar("_Part", Match, Target)
+_Result = TypeVar("_Result")
+
+MAX_BRANCHES = 50_000        # a kube-proxy Service forks once per endpoint: 200x the 250
+                             # endpoints per Service of sig-scalability's thresholds.md
+MAX_NESTED = 16              # statistic matches taken along one path; kube-proxy takes one
+_GRAIN = 2**128
 
 _PRE = (("raw", "PREROUTING"), ("mangle", "PREROUTING"), ("nat", "PREROUTING"))
 _INPUT = (("mangle", "INPUT"), ("filter", "INPUT"), ("security", "INPUT"), ("nat", "INPUT"))
@@ -137,7 +150,7 @@ class _Engine:
 
     def run_builtin(self, state: BranchState, chain: Chain) -> list[tuple[BranchState, str]]:
         out = []
-        for s, verdict in self.run_chain(state, chain, (chain.name,)):
+        for s, verdict in self.run_chain(state, chain):
             if verdict is None:                       # fell off the end: the policy decides
                 verdict = chain.policy or "ACCEPT"
                 if len(chain):
@@ -146,33 +159,50 @@ class _Engine:
             out.append((s, verdict))
         return out
 
-    def run_chain(self, state: BranchState, chain: Chain,
-                  stack: tuple[str, ...]) -> list[tuple[BranchState, str | None]]:
-        """All (branch, verdict) results of one chain; verdict None = returned to the caller."""
-        rules = chain.rules
+    def run_chain(self, state: BranchState,
+                  chain: Chain) -> list[tuple[BranchState, str | None]]:
+        """All (branch, verdict) results of a built-in chain; verdict None = its policy decides.
+
+        An iterative walk over each branch's own call stack (BranchState.calls), as the
+        kernel's ipt_do_table keeps a jump stack: any depth the kernel loads is traced, and
+        Python's recursion limit plays no part."""
+        state.calls, state.on_stack = [], set()
+        state.enter(chain, False)
         out: list[tuple[BranchState, str | None]] = []
-        work: list[tuple[BranchState, int]] = [(state, 0)]
+        work = [state]
         while work:
-            st, idx = work.pop()
+            st = work.pop()
+            current, idx, goto = st.calls[-1]
+            rules = current.rules
             if idx >= len(rules):
-                out.append((st, None))
+                self.leave(st, work, out)
                 continue
+            st.calls[-1] = (current, idx + 1, goto)      # where a return comes back to
             rule = rules[idx]
             if _destination_differs(rule.text, st.packet):
-                work.append((st, idx + 1))
+                work.append(st)
                 continue
-            for s, result in reversed(self.run_rule(st, rule, stack)):
+            for s, result in reversed(self.run_rule(st, rule)):
                 if result == CONTINUE:
-                    work.append((s, idx + 1))
+                    work.append(s)
                 elif result == RETURN:
-                    out.append((s, None))
-                else:
+                    self.leave(s, work, out)
+                else:                                    # a verdict: the stack is done with
+                    s.calls, s.on_stack = [], set()
                     out.append((s, result))
         return out
 
-    def run_rule(self, state: BranchState, rule: Rule,
-                 stack: tuple[str, ...]) -> list[tuple[BranchState, str]]:
-        """(branch, CONTINUE | RETURN | verdict) for each way this rule can go."""
+    @staticmethod
+    def leave(state: BranchState, work: list[BranchState],
+              out: list[tuple[BranchState, str | None]]) -> None:
+        if state.leave():
+            work.append(state)
+        else:
+            out.append((state, None))
+
+    def run_rule(self, state: BranchState, rule: Rule) -> list[tuple[BranchState, str]]:
+        """(branch, CONTINUE | RETURN | verdict) for each way this rule can go; a jump to a
+        chain pushes it on the branch's call stack and continues there."""
         matched_states = self.evaluate_matches(state, rule)
         results: list[tuple[BranchState, str]] = []
         for s, matched, step_prob in matched_states:
@@ -185,7 +215,7 @@ class _Engine:
             if target is None:
                 results.append((s, CONTINUE))   # a rule without a target only counts
             else:
-                results.extend(self.apply_target(s, rule, target, stack))
+                results.append((s, self.apply_target(s, rule, target)))
         return results
 
     def evaluate_matches(self, state: BranchState,
@@ -194,62 +224,103 @@ class _Engine:
         prob: Fraction | None = None
         for match in rule.matches:
             fn = MATCHES.get(match.module)
-            result = fn(state, match) if fn else Unknown(f'match "{match.module}"')
+            result = _evaluate(fn, state, match, rule) if fn else \
+                Unknown(f'match "{match.module}"')
             if isinstance(result, Unknown):
-                self.assume(state, rule, f"{result.what} not evaluated", "did not match")
+                self.assume(state, rule, f"not evaluated: {result.what}", "did not match")
                 return [(state, False, None)]
             if isinstance(result, Fraction):
+                if not 0 <= result <= 1:
+                    raise RulesError(f"{rule.location}: probability {float(result):g} is not "
+                                     "between 0 and 1 (iptables refuses it)")
                 prob = result if prob is None else prob * result
             elif not result:
                 return [(state, False, None)]
         if prob is None:
             return [(state, True, None)]
-        self.count_branch()
+        self.count_branch(state, rule)
         other = state.fork()
-        other.probability *= 1 - prob
-        state.probability *= prob
+        other.probability = _scaled(other.probability, 1 - prob)
+        state.probability = _scaled(state.probability, prob)
+        state.nested += 1
         return [(state, True, float(prob)), (other, False, None)]
 
-    def apply_target(self, state: BranchState, rule: Rule, target: Target,
-                     stack: tuple[str, ...]) -> list[tuple[BranchState, str]]:
+    def apply_target(self, state: BranchState, rule: Rule, target: Target) -> str:
         chain = self.ruleset.chain(rule.table, target.name)
         if chain is not None:
-            return self.jump(state, chain, target.goto, stack)
+            if chain.name in state.on_stack:
+                raise _loop_error(state, rule, chain)
+            state.enter(chain, target.goto)
+            return CONTINUE                     # at the first rule of `chain`
         fn = TARGETS.get(target.name)
         if fn is None:
-            self.assume(state, rule, f'target "{target.name}" (not a chain of table '
-                        f'"{rule.table}") not evaluated', "did not terminate the chain")
-            return [(state, CONTINUE)]
-        result = fn(state, target)
+            self.assume(state, rule, f'not evaluated: target "{target.name}" (not a chain of '
+                        f'table "{rule.table}")', "did not terminate the chain")
+            return CONTINUE
+        result = _evaluate(fn, state, target, rule)
         if isinstance(result, Unknown):
             self.assume(state, rule, f"{result.what}", "did not terminate the chain")
-            return [(state, CONTINUE)]
-        return [(state, result)]
-
-    def jump(self, state: BranchState, chain: Chain, goto: bool,
-             stack: tuple[str, ...]) -> list[tuple[BranchState, str]]:
-        if chain.name in stack:
-            loop = " → ".join((*stack, chain.name))
-            raise RulesError(f"jump loop in table {chain.table}: {loop}",
-                             "the kernel refuses such a ruleset; check where it came from")
-        results: list[tuple[BranchState, str]] = []
-        for s, verdict in self.run_chain(state, chain, (*stack, chain.name)):
-            if verdict is None:
-                # returned: a jump continues after the rule; a goto returns to our caller
-                results.append((s, RETURN if goto else CONTINUE))
-            else:
-                results.append((s, verdict))
-        return results
+            return CONTINUE
+        return result
 
     def assume(self, state: BranchState, rule: Rule, what: str, assumed: str) -> None:
         state.assumptions.append(Assumption(rule.table, rule.chain, rule.number, rule.line,
                                             what, assumed))
 
-    def count_branch(self) -> None:
+    def count_branch(self, state: BranchState, rule: Rule) -> None:
+        """Stop a trace that forks without end, before it costs time and memory: statistic
+        matches taken one inside another (each doubles the branches), or too many in all."""
         self.branches += 1
+        if state.nested >= MAX_NESTED:
+            raise RulesError(f"{rule.location}: statistic matches nested more than {MAX_NESTED} "
+                             "deep on one path (each one taken forks the trace again): the "
+                             "trace was stopped",
+                             "kube-proxy nests none; trace a narrower packet, or check where "
+                             "these rules came from")
         if self.branches > MAX_BRANCHES:
-            raise RulesError(f"more than {MAX_BRANCHES} random branches: the trace was stopped",
+            raise RulesError(f"{rule.location}: more than {MAX_BRANCHES} random branches: the "
+                             "trace was stopped",
                              "the ruleset forks at every rule; trace a narrower packet")
+
+
+def _evaluate(fn: Callable[[BranchState, _Part], _Result], state: BranchState, part: _Part,
+              rule: Rule) -> _Result:
+    """Run one match or target function. A value in the rule that it cannot read (an address
+    `10.0.0.1/33`, a mark `0xZZ`, a port `abc`) becomes an error located at the rule, never
+    an internal error: the kernel would have refused the line."""
+    try:
+        return fn(state, part)
+    except (ValueError, OverflowError) as err:
+        if isinstance(part, Target):
+            what = f'target "{part.name}"'
+        else:
+            what = f'match "{part.module}"' if part.module else "rule"
+        raise RulesError(f"{rule.location}: {what}: invalid value: {err}",
+                         "iptables-restore refuses this rule; check where the rules came "
+                         "from") from None
+
+
+def _scaled(probability: Fraction, share: Fraction) -> Fraction:
+    """probability × share, to 2^-128 at most. Each statistic rule passed multiplies in a
+    2^-31 denominator (xt_statistic's threshold): the branch past the 20,000th rule of a
+    cascade would carry a 620,000-bit fraction, each product slower and larger than the last.
+    Outcomes are shown to 1e-9; 2^-128 is exact for them."""
+    num = probability.numerator * share.numerator
+    den = probability.denominator * share.denominator
+    if den > _GRAIN:
+        num, den = (num * _GRAIN + den // 2) // den, _GRAIN      # to the nearest 2^-128
+    return Fraction(num, den)
+
+
+def _loop_error(state: BranchState, rule: Rule, chain: Chain) -> RulesError:
+    names = [c.name for c, _, _ in state.calls]
+    start = names.index(chain.name)
+    loop = names[start:] + [chain.name]
+    shown = loop if len(loop) <= 8 else [*loop[:3], f"… {len(loop) - 6} more …", *loop[-3:]]
+    lead = names[:start] if start <= 2 else [names[0], "…"]
+    return RulesError(f"{rule.location}: jump loop in table {chain.table}: "
+                      f"{' → '.join(lead + shown)}",
+                      "the kernel refuses such a ruleset; check where it came from")
 
 
 def _destination_differs(text: str, packet: Packet) -> bool:

@@ -1,13 +1,13 @@
-"""--probe sends real packets; the tests aim them only at listeners on loopback."""
+"""--probe sends real packets; the tests aim them only at listeners on loopback (and, in
+test_probe_kernel.py, inside network namespaces of their own)."""
 
-import os
 import socket
 import threading
 from collections.abc import Iterator
 
 import pytest
 
-from svctrace.cli.probe import _probe_socket, probe, probe_report
+from svctrace.explain.probe import probe, probe_report
 
 
 @pytest.fixture
@@ -40,15 +40,8 @@ def ports() -> Iterator[dict[str, int]]:
     ("udp", "udp", "open"), ("udp", "closed", "refused"),
 ])
 def test_socket_probe(ports: dict[str, int], proto: str, which: str, expected: str) -> None:
-    assert _probe_socket("127.0.0.1", ports[which], proto, 1.0) == expected
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="the scapy probe needs raw sockets (root)")
-@pytest.mark.parametrize("proto,which,expected", [
-    ("tcp", "tcp", "open"), ("tcp", "closed", "refused"), ("udp", "closed", "refused"),
-])
-def test_raw_probe(ports: dict[str, int], proto: str, which: str, expected: str) -> None:
-    assert probe("127.0.0.1", ports[which], proto) == expected
+    """As any user and as root alike: a kernel socket (see test_probe_kernel.py for why)."""
+    assert probe("127.0.0.1", ports[which], proto, 1.0) == expected
 
 
 def test_probe_report_probes_each_backend_once(ports: dict[str, int]) -> None:
@@ -76,8 +69,8 @@ def test_probe_report_probes_each_backend_once(ports: dict[str, int]) -> None:
 
 
 def test_on_a_node_the_cluster_ip_is_probed_too() -> None:
-    from svctrace.cli.probe import probe_targets
     from svctrace.diagnose.node import EntryTrace, NodeExplanation
+    from svctrace.explain.probe import probe_targets
     from svctrace.model.packet import make_packet
     from svctrace.model.trace import node_context
     from svctrace.rules.iptables_save import parse_iptables_save

@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 from apiserver import FakeApiServer
 from clusterkit import error_lines, run_cli
-from doctorkit import DEMO_NS, PUB, doctor_json, ids, rows
+from doctorkit import DEMO_NS, PUB, SCENARIOS, doctor_json, ids, rows
 
 from svctrace.explain.pipeline import explain_service, load_view
 from svctrace.explain.report import ExplainOptions
 
+SCENARIOS_API = SCENARIOS / "api" / "all.json"
 PUB_SERVICES = ["billing", "dns-cache", "edge", "inventory", "ledger", "mail", "metrics",
                 "node-cache", "orders", "queue", "search", "sessions", "storefront"]
 
@@ -205,3 +206,70 @@ def test_cluster_unreachable_is_exit_4(api: FakeApiServer, kubeconfig: Path) -> 
     assert proc.returncode == 4
     error, _ = error_lines(proc.stderr)
     assert "access denied: cannot list services" in error
+
+
+@pytest.mark.parametrize("typed,offered", [
+    ("", ["all", "node1", "node2"]),
+    ("n", ["node1", "node2"]),
+    ("node1,", ["node1,node2"]),
+    ("node2,node1,", []),
+    ("a", ["all"]),
+], ids=["first", "prefix", "after-comma", "all-taken", "the-word-all"])
+def test_nodes_complete_with_node_names(typed: str, offered: list[str]) -> None:
+    from svctrace.cli import complete
+    from svctrace.cli.manpage import cli_root
+
+    snapshot = str(SCENARIOS_API)
+    got = complete.complete(cli_root(), ["doctor", "--snapshot", snapshot, "--nodes", typed])
+    assert got.candidates == offered
+
+
+def test_nodes_complete_with_live_node_names(kubeconfig: Path, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from svctrace.cli import complete
+    from svctrace.cli.manpage import cli_root
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))      # no names cached from before
+    got = complete.complete(cli_root(), ["doctor", "--kubeconfig", str(kubeconfig), "-A",
+                                         "--nodes", "node1,"])
+    assert got.candidates == ["node1,node2"]
+
+
+def _stderr_on_a_terminal(args: list[str], kubeconfig: Path) -> tuple[int, str, str]:
+    """Run doctor with stderr on a pseudo-terminal and stdout on a pipe."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from clusterkit import ROOT
+    env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "SVCTRACE_DEBUG")}
+    env.update(no_proxy="127.0.0.1,localhost", NO_PROXY="127.0.0.1,localhost",
+               SVCTRACE_NO_LOCAL_RULES="1", KUBECONFIG=str(kubeconfig), TERM="xterm")
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "svctrace", "doctor", *args], env=env,
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=terminal, text=True)
+    os.close(terminal)
+    chunks = []
+    while True:
+        try:
+            data = os.read(controller, 65536)
+        except OSError:                     # EIO: the child closed its end
+            break
+        if not data:
+            break
+        chunks.append(data)
+    out, _ = proc.communicate(timeout=60)
+    os.close(controller)
+    return proc.returncode, out, b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_progress_goes_to_stderr_only_on_a_terminal(api: FakeApiServer,
+                                                    kubeconfig: Path) -> None:
+    api.slow(r"/pods$", 0.6)                 # long enough for the display to draw
+    status, out, err = _stderr_on_a_terminal(["-A", "--chunk-size", "20"], kubeconfig)
+    assert status == 1
+    assert "pods listed" in err and "services listed" in err
+    assert "Service(s) checked" in out and "\x1b" not in out
+    quiet = run_cli("doctor", "-A", kubeconfig=kubeconfig)     # stderr is a pipe
+    assert quiet.stderr == ""

@@ -17,12 +17,14 @@ from pathlib import Path
 import pytest
 from ui_helpers import SNAPSHOT, user_environment
 
-from svctrace.cli.complete import LIVE_TIMEOUT
-from svctrace.cli.complete_files import SNAPSHOT_SCAN_LIMIT
+from svctrace.cli.complete_files import SNAPSHOT_SCAN_LIMIT, read_small_file
 
 MAX_RSS_MB = 200
-# the deadline, plus start-up (about 0.15 s) on a loaded CI machine
-MAX_SECONDS = LIVE_TIMEOUT + 1.5
+# The cases run with an 8 s deadline, so that what they show is the file checks (type, size)
+# at work, not the deadline; 5 s is start-up on a heavily loaded CI machine, far below it
+# (the unbounded reads took 19-60 s). The YAML bomb runs with the default deadline.
+DEADLINE = "8"
+MAX_SECONDS = 5.0
 
 # runs the TAB in a child capped at 2 GB of address space; prints the child's peak RSS (kB)
 MEASURE = """
@@ -51,7 +53,7 @@ def tab(words: list[str], env: dict[str, str]) -> tuple[list[str], float, float]
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    return {**user_environment(tmp_path), "PYTHONPATH": str(Path.cwd())}
+    return {**user_environment(tmp_path), "SVCTRACE_COMPLETION_TIMEOUT": DEADLINE}
 
 
 def yaml_bomb(levels: int = 9, fanout: int = 9) -> str:
@@ -100,12 +102,17 @@ def test_fifo_nobody_writes(env: dict[str, str], tmp_path: Path) -> None:
 def test_yaml_bomb(env: dict[str, str], tmp_path: Path) -> None:
     bomb = tmp_path / "bomb.yaml"
     bomb.write_text(yaml_bomb())
+    env.pop("SVCTRACE_COMPLETION_TIMEOUT")
     names, seconds, rss = tab(["explain", "--snapshot", str(bomb), "-n", ""], env)
     assert names == [] and seconds < MAX_SECONDS and rss < MAX_RSS_MB
 
 
 def test_big_snapshot_gives_no_names_fast(env: dict[str, str], tmp_path: Path) -> None:
+    """A valid snapshot: with 8 s to parse it, only the size check leaves the names out."""
     big = big_snapshot(tmp_path / "big.json")
+    started = time.monotonic()
+    assert read_small_file(str(big), SNAPSHOT_SCAN_LIMIT) is None
+    assert time.monotonic() - started < 0.1                 # decided from its size alone
     names, seconds, rss = tab(["explain", "--snapshot", str(big), "svc/w"], env)
     assert names == [] and seconds < MAX_SECONDS and rss < MAX_RSS_MB
 

@@ -12,7 +12,7 @@ from ui_helpers import RULES, SNAPSHOT
 from svctrace.cli import complete, complete_cache
 
 S, R = str(SNAPSHOT), str(RULES)
-COMMANDS = ["completion", "explain", "rules", "snapshot", "trace"]
+COMMANDS = ["completion", "doctor", "explain", "rules", "snapshot", "trace"]
 ALL = ["db", "ext-db", "noendpoints", "web", "web-np"]
 
 CASES = [
@@ -174,3 +174,23 @@ def test_unwritable_cache_is_ignored(root: Any, monkeypatch: pytest.MonkeyPatch,
     blocker.write_text("")
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
     assert values(complete.complete(root, ["explain", "w"])) == ["web"]
+
+
+def test_names_with_control_characters_are_not_offered(root: Any,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A name with a newline would forge a candidate or the directive (`:0` = files)."""
+    monkeypatch.setattr(complete, "_list_names", lambda *a: ["ok", "x\n:0", "esc\x1b[2J", "t\tx"])
+    assert complete.complete(root, ["explain", ""]).cobra() == "ok\n:4\n"
+
+
+@pytest.mark.parametrize("value, seconds", [
+    (None, 1.0), ("2.5", 2.5), ("0", 0.1), ("1e9", 10.0), ("inf", 10.0), ("nan", 1.0),
+    ("soon", 1.0), ("-3", 0.1),
+], ids=["default", "set", "too-small", "too-large", "inf", "nan", "not-a-number", "negative"])
+def test_deadline_from_the_environment(monkeypatch: pytest.MonkeyPatch, value: str | None,
+                                       seconds: float) -> None:
+    if value is None:
+        monkeypatch.delenv(complete.TIMEOUT_ENV, raising=False)
+    else:
+        monkeypatch.setenv(complete.TIMEOUT_ENV, value)
+    assert complete.deadline() == seconds

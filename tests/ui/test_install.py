@@ -8,6 +8,7 @@ CI must be able to install the package as a user does.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -41,23 +42,28 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return where / "v"
 
 
+# the installed copy alone: no PYTHONPATH pointing at a checkout (as a worktree run sets it)
+CLEAN = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
 def test_console_scripts_work(venv: Path) -> None:
     bin_ = venv / "bin"
     version = subprocess.run([bin_ / "svctrace", "--version"], capture_output=True, text=True,
-                             cwd="/")
+                             cwd="/", env=CLEAN)
     assert version.returncode == 0 and version.stdout.startswith("svctrace 0.1.0")
     plugin = subprocess.run([bin_ / "kubectl-svctrace", "explain", "web", "--snapshot",
                              SNAPSHOT, "-o", "json", "-q"], capture_output=True, text=True,
                             cwd="/", env={"PATH": "/usr/bin:/bin", "SVCTRACE_NO_LOCAL_RULES": "1"})
     assert plugin.returncode in (0, 1) and '"svctrace/v1"' in plugin.stdout, plugin.stderr
     complete = subprocess.run([bin_ / "kubectl_complete-svctrace", "explain", "--snapshot",
-                               SNAPSHOT, "svc/w"], capture_output=True, text=True, cwd="/")
+                               SNAPSHOT, "svc/w"], capture_output=True, text=True, cwd="/",
+                              env=CLEAN)
     assert complete.stdout == "svc/web\nsvc/web-np\n:4\n"
 
 
 def test_runs_from_the_installed_copy(venv: Path) -> None:
     where = subprocess.run([venv / "bin/python", "-c", "import svctrace; print(svctrace.__file__)"],
-                           capture_output=True, text=True, cwd="/")
+                           capture_output=True, text=True, cwd="/", env=CLEAN)
     assert str(venv) in where.stdout
 
 

@@ -27,7 +27,7 @@ def test_kubectl_complete_commands(user_env: dict[str, str]) -> None:
     proc = run([sys.executable, "-m", "svctrace.cli.kubectl_complete", ""], env=user_env)
     lines = proc.stdout.splitlines()
     assert [line.split("\t")[0] for line in lines[:-1]] == [
-        "completion", "explain", "rules", "snapshot", "trace"]
+        "completion", "doctor", "explain", "rules", "snapshot", "trace"]
     assert lines[-1] == ":4"
 
 

@@ -129,17 +129,36 @@ def test_suggested_commands_are_shell_quoted(changes: dict[str, Any], tmp_path: 
     commands = suggested_commands(**changes)
     assert {c.split()[2] for c in commands} == {"service", "pods", "endpointslices"}
     for command in commands:
-        # bash runs it with a kubectl that prints its arguments one a line
-        proc = subprocess.run(
-            ["bash", "-c", 'kubectl() { printf "%s\\n" "$@"; }\n' + command],
-            capture_output=True, text=True, cwd=tmp_path, timeout=10)
-        assert proc.returncode == 0, (command, proc.stderr)
-        assert not (tmp_path / "pwned").exists(), command
-        assert proc.stdout.splitlines() == shlex.split(command)[1:]
-        words = proc.stdout.splitlines()
+        words = run_as_pasted(command, tmp_path)
         for value in [changes.get("namespace"), *changes.get("selector", {}).values()]:
             if value and value in command:
                 assert any(value in w for w in words)
+
+
+def run_as_pasted(command: str, tmp_path: Path) -> list[str]:
+    """What `command` passes to kubectl when pasted into bash (with a `kubectl` that prints
+    its arguments one a line); asserts that it ran nothing else."""
+    proc = subprocess.run(
+        ["bash", "-c", 'kubectl() { printf "%s\\n" "$@"; }\n' + command],
+        capture_output=True, text=True, cwd=tmp_path, timeout=10)
+    assert proc.returncode == 0, (command, proc.stderr)
+    assert not (tmp_path / "pwned").exists(), command
+    words = proc.stdout.splitlines()
+    assert words == shlex.split(command)[1:]
+    return words
+
+
+def test_doctor_commands_are_shell_quoted(tmp_path: Path) -> None:
+    from svctrace.diagnose.doctor import unreadable
+    from svctrace.explain.doctor import _forbidden_findings
+
+    node, ns = "node1;touch pwned", "ns$(touch pwned)"
+    state = read_snapshot(str(SNAPSHOT))
+    node_command = unreadable(node, "exec failed").findings[0].command
+    ns_command = _forbidden_findings({ns: "403 Forbidden"}, state)[0].command
+    assert node_command and ns_command
+    assert f"spec.nodeName={node}" in run_as_pasted(node_command, tmp_path)
+    assert ns in run_as_pasted(ns_command, tmp_path)
 
 
 def hostile_files(tmp_path: Path) -> tuple[Path, Path]:

@@ -55,7 +55,8 @@ BASH_CASES = [
     ("bare", f"svctrace explain --snapshot {S} ", ["db", "ext-db", "noendpoints", "web",
                                                    "web-np"]),
     ("unique", f"svctrace explain -n svctrace-demo --snapshot {S} svc/no", ["svc/noendpoints"]),
-    ("commands", "svctrace ", ["completion", "explain", "rules", "snapshot", "trace"]),
+    ("commands", "svctrace ", ["completion", "doctor", "explain", "rules", "snapshot",
+                              "trace"]),
     ("command-prefix", "svctrace tr", ["trace"]),
     ("options", "svctrace explain --sn", ["--snapshot"]),
     ("namespaces", f"svctrace explain --snapshot {S} -n ", ["svctrace-demo"]),
@@ -127,6 +128,11 @@ def fish_quote(text: str) -> str:
 
 # --- interactive shells in tmux -----------------------------------------------------------
 
+# what the shell in tmux inherits (env -i drops the rest, as a login would)
+SHELL_ENVIRONMENT = ("PATH", "HOME", "XDG_CACHE_HOME", "LC_ALL", "PYTHONPATH", "KUBECONFIG",
+                     "SVCTRACE_COMPLETION_TIMEOUT", "no_proxy", "NO_PROXY")
+
+
 class Tmux:
     """A shell in a detached tmux session: type keys, read the screen."""
 
@@ -134,8 +140,7 @@ class Tmux:
         need("tmux")
         self.name = f"svctrace-{uuid.uuid4().hex[:8]}"
         self.env = env
-        env_args = [f"{k}={v}" for k, v in env.items() if k in ("PATH", "HOME", "XDG_CACHE_HOME",
-                                                                "LC_ALL")]
+        env_args = [f"{k}={v}" for k, v in env.items() if k in SHELL_ENVIRONMENT]
         self.tmux(["new-session", "-d", "-s", self.name, "-x", "200", "-y", "50", "env", "-i",
                    "TERM=screen", *env_args, *shell])
 

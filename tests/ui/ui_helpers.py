@@ -43,13 +43,15 @@ def script(name: str) -> str:
 
 def user_environment(tmp_path: Path) -> dict[str, str]:
     """An environment like a user's shell, with no kubeconfig (live look-ups find nothing,
-    quickly) and its own completion cache; the svctrace scripts first on PATH."""
+    quickly) and its own completion cache; the svctrace scripts first on PATH, running the
+    code of this checkout (an editable install may point at another one)."""
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items()
            if k not in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST", "NO_COLOR", "PYTHONPATH")}
     env.update(HOME=str(home), XDG_CACHE_HOME=str(tmp_path / "cache"), LC_ALL="C.UTF-8",
-               PATH=os.pathsep.join([str(Path(script("svctrace")).parent), env["PATH"]]))
+               PATH=os.pathsep.join([str(Path(script("svctrace")).parent), env["PATH"]]),
+               PYTHONPATH=str(ROOT))      # the scripts run this checkout's code
     return env
 
 
