@@ -50,17 +50,20 @@ def explain(
     rules: str = options.RulesFile,
     max_input_size: str = options.MaxInputSize,
     node: str = typer.Option(None, "--node", help="Read the rules of this node through the "
-                             "kube-proxy pod on it (API exec)."),
+                             "kube-proxy pod on it (API exec): iptables-save, and "
+                             "`nft -j list ruleset` for a node in nftables mode."),
     debug_pod: str = typer.Option(None, "--debug-pod", metavar="IMAGE", help="When the node "
                                   "has no kube-proxy pod, create a short-lived privileged pod "
-                                  "on that node from IMAGE (it must contain iptables-save, "
-                                  "e.g. the cluster's kube-proxy image), run iptables-save in "
-                                  "it, and delete it; needs create/delete on pods and create "
-                                  "on pods/exec in kube-system."),
+                                  "on that node from IMAGE (it must contain iptables-save, and "
+                                  "nft for nftables mode, e.g. the cluster's kube-proxy image), "
+                                  "read the rules in it the same way, and delete it; needs "
+                                  "create/delete on pods and create on pods/exec in "
+                                  "kube-system."),
     local_ip: list[str] = options.LocalIP,
     probe: bool = typer.Option(False, "--probe", help="Also probe each backend for real "
                                "(TCP connect / UDP)."),
-    raw: bool = typer.Option(False, "--raw", help="Show the rules as iptables-save text."),
+    raw: bool = typer.Option(False, "--raw", help="Show the rules as iptables-save or nft "
+                             "printed them."),
     entry: str = typer.Option(None, "--entry", help="Entry point to trace: clusterIP, "
                               "nodePort, loadBalancer or externalIP."),
     src: str = typer.Option(None, "--src", help="Source address of the traced packet."),
@@ -82,6 +85,7 @@ def explain(
     if not opts.snapshot:
         from svctrace.cluster.live import overall_deadline
         opts.deadline = overall_deadline(opts.request_timeout)
+    opts.progress = env.note            # e.g. nft listing a big node's rules takes a while
     view = load_view(opts)
     raise typer.Exit(emit(explain_service(view, opts), opts, env))
 

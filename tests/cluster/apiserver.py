@@ -206,6 +206,8 @@ class FakeApiServer:
     # answers sent one byte at a time: (path pattern, seconds between bytes, headers too)
     trickles: list[tuple[re.Pattern[str], float, bool]] = field(default_factory=list)
     scripts: dict[tuple[str, str], ExecScript] = field(default_factory=dict)
+    command_scripts: dict[tuple[str, str, tuple[str, ...]], ExecScript] = field(
+        default_factory=dict)
     protocols: tuple[str, ...] = CHANNEL_PROTOCOLS      # subprotocols it accepts, preferred first
     negotiated: list[str] = field(default_factory=list)  # the subprotocol of each exec session
     # the statuses a created pod goes through, one step per GET of it; the last one stays
@@ -242,13 +244,24 @@ class FakeApiServer:
         return next(((interval, headers) for pattern, interval, headers in self.trickles
                      if pattern.search(path)), None)
 
-    def on_exec(self, namespace: str, pod: str, script: ExecScript) -> None:
-        """What any command exec'd in `namespace/pod` does (the pod must be among the objects,
-        or created; exec in a pod without a script prints nothing and succeeds). `pod` may be
-        a glob (`svctrace-debug-node2-*`) for pods whose name is not known in advance."""
-        self.scripts[(namespace, pod)] = script
+    def on_exec(self, namespace: str, pod: str, script: ExecScript,
+                command: tuple[str, ...] | None = None) -> None:
+        """What any command (or only `command`) exec'd in `namespace/pod` does (the pod must be
+        among the objects, or created; exec in a pod without a script prints nothing and
+        succeeds). `pod` may be a glob (`svctrace-debug-node2-*`) for pods whose name is not
+        known in advance."""
+        if command is not None:
+            self.command_scripts[(namespace, pod, command)] = script
+        else:                        # every command: it replaces per-command scripts too
+            self.scripts[(namespace, pod)] = script
+            for key in [k for k in self.command_scripts if k[:2] == (namespace, pod)]:
+                del self.command_scripts[key]
 
-    def script_for(self, namespace: str, pod: str) -> ExecScript:
+    def script_for(self, namespace: str, pod: str,
+                   command: tuple[str, ...] = ()) -> ExecScript:
+        for (ns, pattern, cmd), script in self.command_scripts.items():
+            if ns == namespace and cmd == command and fnmatch.fnmatchcase(pod, pattern):
+                return script
         if (namespace, pod) in self.scripts:
             return self.scripts[(namespace, pod)]
         return next((s for (ns, pattern), s in self.scripts.items()
@@ -583,8 +596,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Sec-WebSocket-Protocol", protocol)
         self.end_headers()
         self.close_connection = True
-        script = self.api.script_for(ns, pod)
         command = req.query_all("command")
+        script = self.api.script_for(ns, pod, tuple(command))
         status = script.status(command)
         stdout_done = False
         for channel, payload in script.frames(command):
