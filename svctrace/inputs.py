@@ -15,7 +15,6 @@ from typing import BinaryIO
 from svctrace.errors import RulesError, SnapshotError, SvctraceError, UsageError
 
 DEFAULT_MAX_INPUT = 512 * 2**20          # well above the largest real node's iptables-save
-DEFAULT_MAX_INPUT_TEXT = "512M"
 CHUNK = 1 << 20
 
 _UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}

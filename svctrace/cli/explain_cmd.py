@@ -127,7 +127,7 @@ def check_fail_on(value: str) -> str:
 
 def emit(report: ExplainReport, opts: ExplainOptions, env: Environment) -> int:
     """Write the report (stdout) and its notes (stderr); return the exit status."""
-    for note in report.notes:
+    for note in dict.fromkeys(report.notes):      # each note once
         env.note(note)
     if opts.output == "json":
         env.write_json(report_dict(report))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from svctrace.inputs import DEFAULT_MAX_INPUT, format_size
+
 OUTPUT_HELP = "Output format: text (default), wide, json or yaml."
 
 Namespace = typer.Option(None, "-n", "--namespace", help="Namespace (default: the context's, or "
@@ -16,9 +18,11 @@ Color = typer.Option("auto", "--color", help="Colour: auto (on a TTY, unless NO_
                      "or never.")
 Quiet = typer.Option(False, "-q", "--quiet", help="Print only results; no notes on stderr.")
 RulesFile = typer.Option(None, "--rules", help="iptables-save output to read ('-' for stdin).")
+Partial = typer.Option(False, "--partial", help="Read a truncated dump (a table without COMMIT) "
+                       "as far as it goes, with a warning, instead of refusing it.")
 Snapshot = typer.Option(None, "--snapshot", help="Read API objects from a file (kubectl get -o "
                         "json/yaml List, multi-document YAML, or 'svctrace snapshot' output).")
-MaxInputSize = typer.Option("512M", "--max-input-size", metavar="SIZE",
+MaxInputSize = typer.Option(format_size(DEFAULT_MAX_INPUT), "--max-input-size", metavar="SIZE",
                             help="Stop reading --rules or --snapshot input beyond this size "
                             "(k, M, G: binary units; e.g. 64M, 2G).")
 LocalIP = typer.Option([], "--local-ip", help="An address that is local on the node (repeatable). "

@@ -35,6 +35,7 @@ def rules(
     service: str = typer.Argument(None, help="Service: svc/NAME, service/NAME or NAME "
                                   "(default: all).", show_default=False),
     rules_file: str = options.RulesFile,
+    partial: bool = options.Partial,
     max_input_size: str = options.MaxInputSize,
     namespace: str = options.Namespace,
     output: str = options.Output,
@@ -59,7 +60,7 @@ def rules(
     if digest or node is not None:
         write_digest(env, rules_file, name, node, digest, max_bytes)
         return
-    run_rules(env, rules_file, name, namespace, fmt, max_bytes)
+    run_rules(env, rules_file, name, namespace, fmt, max_bytes, partial)
 
 
 def write_digest(env: Environment, rules_file: str | None, name: str | None,
@@ -91,11 +92,14 @@ def parse_service_arg(arg: str) -> str:
 
 
 def run_rules(env: Environment, rules_file: str | None, name: str | None,
-              namespace: str | None, fmt: str, max_bytes: int = DEFAULT_MAX_INPUT) -> None:
-    from svctrace.rules.kubeproxy import map_services
+              namespace: str | None, fmt: str, max_bytes: int = DEFAULT_MAX_INPUT,
+              partial: bool = False) -> None:
+    from svctrace.rules.kubeproxy import layout_notes, map_services
     from svctrace.rules.sources import load_ruleset
 
-    ruleset = load_ruleset(rules_file, max_bytes)
+    ruleset = load_ruleset(rules_file, max_bytes, partial)
+    for warning in (*ruleset.warnings, *layout_notes(ruleset)):
+        env.note(warning)
     if fmt == "json" and name is None and parallel_worth_it(ruleset):
         from svctrace.cli.rules_parallel import write_json_in_parallel
         if write_json_in_parallel(env, ruleset, namespace):

@@ -36,6 +36,7 @@ def trace(
     affinity_hit: list[str] = typer.Option([], "--affinity-hit", help="Trace an existing client: "
                                            "the recent list (e.g. KUBE-SEP-…) or endpoint ip:port "
                                            "that already holds the source (repeatable)."),
+    partial: bool = options.Partial,
     output: str = options.Output,
     color: str = options.Color,
     quiet: bool = options.Quiet,
@@ -47,4 +48,4 @@ def trace(
     run_trace(env, dst=dst, rules=rules, src=src, dport=dport, sport=sport, proto=proto,
               in_interface=in_interface, local_ips=local_ip, pod_cidr=pod_cidr,
               affinity_hit=affinity_hit, output=options.check_output(output),
-              max_bytes=options.check_max_input_size(max_input_size))
+              max_bytes=options.check_max_input_size(max_input_size), partial=partial)

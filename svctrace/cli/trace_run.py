@@ -36,21 +36,23 @@ def parse_destination(dst: str, dport: int | None) -> tuple[str, int]:
     return host, number
 
 
-def default_source(ruleset: Ruleset, pod_cidr: str | None, family: int) -> str:
-    """An address in the pod CIDR that is no endpoint: 'a packet from some pod'."""
-    if pod_cidr is None:
-        from svctrace.rules.kubeproxy import infer_pod_cidr
-        pod_cidr = infer_pod_cidr(ruleset)
-    if pod_cidr is None:
+def default_source(ruleset: Ruleset, pod_cidr: str | None, family: int) -> tuple[str, str]:
+    """(address, why): 'a packet from some pod on this node' — inside the node's own pod subnet
+    where the rules show it, else inside the cluster pod CIDR."""
+    from svctrace.rules.nodefacts import pod_source
+
+    if pod_cidr is not None:
+        try:
+            ip_network(pod_cidr, strict=False)
+        except ValueError:
+            raise UsageError(f"--pod-cidr {pod_cidr!r}: not a CIDR") from None
+    found = pod_source(ruleset, family, pod_cidr)
+    if found is None and pod_cidr is not None:
+        raise UsageError(f"pod CIDR {pod_cidr} is not IPv{family}; give --src")
+    if found is None:
         raise UsageError("no --src given and no pod CIDR found in the rules",
                          "give --src IP or --pod-cidr CIDR")
-    try:
-        net = ip_network(pod_cidr, strict=False)
-    except ValueError:
-        raise UsageError(f"--pod-cidr {pod_cidr!r}: not a CIDR") from None
-    if net.version != family:
-        raise UsageError(f"pod CIDR {pod_cidr} is not IPv{family}; give --src")
-    return str(net.broadcast_address - 2 if net.num_addresses > 4 else net.network_address)
+    return found.address, f"an address in {found.network}, {found.why}"
 
 
 def build_packet(worker: object, src: str, host: str, port: int, proto: str, sport: int,
@@ -76,7 +78,7 @@ def build_packet(worker: object, src: str, host: str, port: int, proto: str, spo
 def run_trace(env: Environment, *, dst: str, rules: str | None, src: str | None,
               dport: int | None, sport: int, proto: str, in_interface: str | None,
               local_ips: list[str], pod_cidr: str | None, affinity_hit: list[str],
-              output: str, max_bytes: int) -> None:
+              output: str, max_bytes: int, partial: bool = False) -> None:
     from svctrace.model.trace import node_context
     from svctrace.packets import ScapyWorker
     from svctrace.render.trace import trace_dict
@@ -87,10 +89,14 @@ def run_trace(env: Environment, *, dst: str, rules: str | None, src: str | None,
     host, port = parse_destination(dst, dport)
     worker = ScapyWorker()        # imports scapy on the other core while we parse
     try:
-        ruleset = load_ruleset(rules, max_bytes)
+        ruleset = load_ruleset(rules, max_bytes, partial)
+        from svctrace.rules.kubeproxy import layout_notes
+
+        for warning in (*ruleset.warnings, *layout_notes(ruleset)):
+            env.note(warning)
         if src is None:
-            src = default_source(ruleset, pod_cidr, ip_address(host).version)
-            env.note(f"no --src given: tracing from {src}, an address in the pod CIDR")
+            src, why = default_source(ruleset, pod_cidr, ip_address(host).version)
+            env.note(f"no --src given: tracing from {src}, {why}")
         packet, summary = build_packet(worker, src, host, port, proto, sport, in_interface)
     finally:
         worker.close()
@@ -99,12 +105,41 @@ def run_trace(env: Environment, *, dst: str, rules: str | None, src: str | None,
     except ValueError as err:
         raise UsageError(f"--local-ip: {err}") from None
     trace = trace_packet(packet, ruleset, node)
+    for note in node_notes(ruleset, trace, local_ips):
+        env.note(note)
     services = [service_port_of(o.path) for o in trace.outcomes]
     if output in ("json", "yaml"):
         doc = trace_dict(trace, ruleset.source, summary, services)
         env.write_json(doc) if output == "json" else env.write_yaml(doc)
         return
     _print_text(env, trace, summary, output == "wide", services)
+
+
+def node_notes(ruleset: Ruleset, trace: object, local_ips: list[str]) -> list[str]:
+    """What the rules say about the node that the trace did not use: a NodePort reached on an
+    address not known to be local (not DNATed for that reason alone), and the node addresses
+    the rules suggest when --local-ip was not given."""
+    from svctrace.model.trace import Trace
+    from svctrace.rules.kubeproxy import infer_local_hints, nodeport_owner
+
+    assert isinstance(trace, Trace)
+    pkt = trace.packet
+    notes = []
+    undnated = all(o.destination is None and o.verdict == "ACCEPT" for o in trace.outcomes)
+    # only where the node's addresses could change the answer (a 10k-Service node: 0.1 s)
+    hints = [] if local_ips or not undnated else infer_local_hints(ruleset)
+    owner = nodeport_owner(ruleset, pkt.protocol, pkt.dport) if undnated else None
+    if owner is not None and not trace.node.is_local(pkt.dst):
+        notes.append(f"port {pkt.dport}/{pkt.protocol} is the NodePort of {owner}, but "
+                     f"{pkt.dst} is not a local address of the node as given, so the packet was "
+                     f"not DNATed; if {pkt.dst} is this node's address, give --local-ip "
+                     f"{pkt.dst}")
+    if hints:
+        listed = ", ".join(f"{h.address} ({h.reason}, {h.rule.location})"
+                           for h in dict((h.address, h) for h in hints).values())
+        notes.append(f"no --local-ip given: the rules suggest these addresses are the node's: "
+                     f"{listed}; give --local-ip to trace as that node")
+    return notes
 
 
 def _print_text(env: Environment, trace: object, summary: str, wide: bool,

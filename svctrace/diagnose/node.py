@@ -18,7 +18,8 @@ from svctrace.model.kubeproxy import ServiceChains
 from svctrace.model.packet import make_packet
 from svctrace.model.ruleset import Ruleset
 from svctrace.model.trace import NodeContext, Trace
-from svctrace.rules.kubeproxy import chain_hash, infer_pod_cidr, map_service_ports
+from svctrace.rules.kubeproxy import chain_hash, map_service_ports
+from svctrace.rules.nodefacts import pod_source
 from svctrace.trace.engine import trace_packet
 
 EXTERNAL_CLIENT = "203.0.113.10"       # TEST-NET-3 (RFC 5737): an outside client; never sent to
@@ -183,7 +184,7 @@ def entry_traces(svc: Service, node_input: NodeInput, notes: list[str]) -> list[
         return []
     ruleset, node = node_input.ruleset, node_input.node
     family = ruleset.family
-    pod_src = node_input.source or _pod_source(ruleset, family)
+    pod_src = node_input.source or _pod_source(ruleset, family, notes)
     node_ip = _node_address(node, family)
     out: list[EntryTrace] = []
     for port in svc.ports:
@@ -258,14 +259,15 @@ def _outside(ranges: list[str], family: int) -> str | None:
     return next((c for c in candidates if not any(ip_address(c) in n for n in nets)), None)
 
 
-def _pod_source(ruleset: Ruleset, family: int) -> str | None:
-    cidr = infer_pod_cidr(ruleset)
-    if cidr is None:
+def _pod_source(ruleset: Ruleset, family: int, notes: list[str]) -> str | None:
+    """A pod on this node: inside the node's own pod subnet where the rules show it (per-node
+    CNI rules treat other addresses as another node's pods), else in the cluster pod CIDR."""
+    found = pod_source(ruleset, family)
+    if found is None:
         return None
-    net = ip_network(cidr, False)
-    if net.version != family:
-        return None
-    return str(net.broadcast_address - 2 if net.num_addresses > 4 else net.network_address)
+    notes.append(f"pod traces come from {found.address}, an address in {found.network}, "
+                 f"{found.why}")
+    return found.address
 
 
 def _node_address(node: NodeContext, family: int) -> str | None:

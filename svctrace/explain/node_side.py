@@ -99,8 +99,10 @@ def load_node_input(view: ServiceView, opts: ExplainOptions, notes: list[str],
     if opts.rules:
         from svctrace.rules.sources import load_ruleset
         ruleset = load_ruleset(opts.rules, opts.max_input)
+        notes.extend(ruleset.warnings)
         node, how = whose_rules(ruleset, view, opts)
-        return NodeInput(ruleset, node, (f"rules: {ruleset.source}", *how), (), source, entries)
+        return NodeInput(ruleset, node, (f"rules: {ruleset.source}", *how),
+                         layout_findings(ruleset), source, entries)
     if opts.node:
         return _through_exec(view, opts, source, entries)
     return _this_node(view, opts, notes, source, entries)
@@ -237,7 +239,23 @@ def _through_exec(view: ServiceView, opts: ExplainOptions, source: str | None,
     text, where = read_rules_through_exec(conn, opts.node or "", opts.debug_pod)
     ruleset = parse_iptables_save(text, where)
     node, how = whose_rules(ruleset, view, opts)
-    return NodeInput(ruleset, node, (f"rules: {where}", *how), (), source, entries)
+    return NodeInput(ruleset, node, (f"rules: {where}", *how), layout_findings(ruleset), source,
+                     entries)
+
+
+def layout_findings(ruleset: Ruleset) -> tuple[Finding, ...]:
+    """IPVS mode, or kube-proxy's dispatch chains not hooked: said before any service rule."""
+    from svctrace.rules.kubeproxy import layout_notes
+
+    out = []
+    for note in layout_notes(ruleset):
+        if "IPVS mode" in note:
+            out.append(Finding("RULES-IPVS-MODE", Severity.WARNING, note, (),
+                               "sudo ipvsadm -Ln"))
+        else:
+            out.append(Finding("RULES-NOT-HOOKED", Severity.ERROR, note, (),
+                               "sudo iptables-save -t nat | grep -- '-j KUBE-SERVICES'"))
+    return tuple(out)
 
 
 def _this_node(view: ServiceView, opts: ExplainOptions, notes: list[str], source: str | None,

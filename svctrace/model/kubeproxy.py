@@ -162,4 +162,5 @@ class ServiceChains:
 
     @property
     def display_name(self) -> str:
-        return self.spn or f"(unnamed {self.protocol} service port, chains *-{self.hash})"
+        proto = f"{self.protocol} " if self.protocol else ""
+        return self.spn or f"(unnamed {proto}service port, chains *-{self.hash})"

@@ -57,7 +57,7 @@ class Assumption:
     chain: str
     rule: int
     line: int
-    what: str                  # e.g. 'match "physdev" not evaluated'
+    what: str                  # e.g. 'not evaluated: match "u32"'
     assumed: str               # e.g. "did not match"
 
     def describe(self) -> str:

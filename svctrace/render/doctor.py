@@ -1,7 +1,8 @@
 """doctor's report → plain dicts (JSON/YAML) and rich renderables (text). Never prints.
 
-Everything that came from the cluster or the rules is rendered literally: rich Text objects
-(never markup), control characters shown as escapes. Suggested commands are shell-quoted.
+Everything that came from the cluster or the rules is rendered literally (render.literal):
+rich Text objects, never markup; control characters shown as escapes. Suggested commands
+are shell-quoted.
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ def doctor_renderables(report: DoctorReport, show_all: bool = False,
                        wide: bool = False) -> list[Any]:
     """Summary line, the Services table, the nodes, the run's findings, what was not checked."""
     from rich.text import Text
-    parts: list[Any] = [Text(summary_line(report), style="bold")]
+    parts: list[Any] = [Text(literal(summary_line(report)), style="bold")]
     rows = shown_rows(report, show_all)
     if rows:
         parts.append(services_table(report, rows, wide))
@@ -148,7 +149,7 @@ def services_table(report: DoctorReport, rows: list[ServiceResult], wide: bool) 
                            style=SEVERITY_STYLE.get(worst, "green") if worst else "green"),
                       Text(literal(f"{row.namespace}/{row.name}")), Text(row.type),
                       Text(literal(row.verdict)), Text(literal(finding_ids(row))),
-                      Text(explain_command(report, row)))
+                      Text(literal(explain_command(report, row))))
     return table
 
 

@@ -4,7 +4,8 @@ fetches, readable without JavaScript (a small inline script only makes the table
 The page: the summary, a table of the Services (worst first; click a heading to sort), the
 nodes, and for each Service with a finding its verdict, findings and a diagram (SVG) of its
 path: Service → kube-proxy chain → endpoints with their shares, the failing hop in red.
-Everything from the cluster is HTML-escaped. Never prints.
+Everything from the cluster is shown literally (control characters as escapes) and
+HTML-escaped. Never prints.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from svctrace.render.doctor import (
     shown_rows,
     summary_line,
 )
+from svctrace.render.literal import printable
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em;color:#1b1f24}
@@ -70,6 +72,11 @@ document.querySelectorAll("table.sortable").forEach(function (table) {
 });
 """
 
+def _h(value: str) -> str:
+    """Text for HTML: control characters as escapes (render.literal), then HTML-escaped."""
+    return escape(printable(value))
+
+
 SEVERITY_RANK = {"error": 3, "warning": 2, "info": 1, "ok": 0}
 
 
@@ -81,9 +88,9 @@ def doctor_html(report: DoctorReport, show_all: bool = False) -> str:
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{escape(title)}</title><style>{CSS}</style></head><body>",
-        f"<h1>{escape(title)}</h1>",
-        f'<p class="summary" id="summary">{escape(summary_line(report))}</p>',
+        f"<title>{_h(title)}</title><style>{CSS}</style></head><body>",
+        f"<h1>{_h(title)}</h1>",
+        f'<p class="summary" id="summary">{_h(summary_line(report))}</p>',
         _interrupted(report), _services_table(report, rows), _nodes_table(report.nodes),
         _run_findings(report), *(_service_section(report, r) for r in broken),
         f"<script>{SCRIPT}</script></body></html>",
@@ -95,7 +102,7 @@ def _interrupted(report: DoctorReport) -> str:
     if not report.not_checked:
         return ""
     return ('<p class="warning">Interrupted; not checked: '
-            + escape("; ".join(report.not_checked)) + "</p>")
+            + _h("; ".join(report.not_checked)) + "</p>")
 
 
 def _severity(row: ServiceResult) -> str:
@@ -111,13 +118,13 @@ def _services_table(report: DoctorReport, rows: list[ServiceResult]) -> str:
     body = []
     for row in rows:
         sev = _severity(row)
-        name = escape(f"{row.namespace}/{row.name}")
+        name = _h(f"{row.namespace}/{row.name}")
         link = f'<a href="#{_anchor(row)}">{name}</a>' if row.findings else name
         body.append(
             f'<tr><td class="{sev}" data-sort="{SEVERITY_RANK[sev]}">{sev}</td>'
-            f"<td>{link}</td><td>{escape(row.type)}</td><td>{escape(row.verdict)}</td>"
-            f"<td>{escape(finding_ids(row))}</td>"
-            f"<td><code>{escape(explain_command(report, row))}</code></td></tr>")
+            f"<td>{link}</td><td>{_h(row.type)}</td><td>{_h(row.verdict)}</td>"
+            f"<td>{_h(finding_ids(row))}</td>"
+            f"<td><code>{_h(explain_command(report, row))}</code></td></tr>")
     return (f'<h2>Services</h2><table class="sortable" id="services"><thead><tr>{head}</tr>'
             f'</thead><tbody>{"".join(body)}</tbody></table>')
 
@@ -136,8 +143,8 @@ def _nodes_table(nodes: list[NodeResult]) -> str:
         cells = [n.name, n.mode or "-", str(n.service_ports) if n.read else "-",
                  str(len(n.missing)), str(n.drift.get("RULES-STALE-ENDPOINT", 0)),
                  str(n.drift.get("RULES-MISSING-ENDPOINT", 0)), str(len(n.unknown))]
-        body.append("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells)
-                    + f'<td class="{cls}">{escape(status)}</td></tr>')
+        body.append("<tr>" + "".join(f"<td>{_h(c)}</td>" for c in cells)
+                    + f'<td class="{cls}">{_h(status)}</td></tr>')
     return (f'<h2>Nodes</h2><table class="sortable" id="nodes"><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table>')
 
@@ -151,11 +158,11 @@ def _run_findings(report: DoctorReport) -> str:
 
 
 def _finding(f: Any) -> str:
-    evidence = "".join(f'<div class="evidence">{escape(e)}</div>' for e in f.evidence)
-    command = f'<div class="evidence"><code>$ {escape(f.command)}</code></div>' \
+    evidence = "".join(f'<div class="evidence">{_h(e)}</div>' for e in f.evidence)
+    command = f'<div class="evidence"><code>$ {_h(f.command)}</code></div>' \
         if f.command else ""
     return (f'<div class="finding"><span class="{f.severity}">{f.severity}</span> '
-            f"<strong>{escape(f.id)}</strong> {escape(f.message)}{evidence}{command}</div>")
+            f"<strong>{_h(f.id)}</strong> {_h(f.message)}{evidence}{command}</div>")
 
 
 def _anchor(row: ServiceResult) -> str:
@@ -166,11 +173,11 @@ def _anchor(row: ServiceResult) -> str:
 def _service_section(report: DoctorReport, row: ServiceResult) -> str:
     svg = service_svg(row)
     return (f'<section id="{_anchor(row)}" class="service"><h2>'
-            f"{escape(row.namespace)}/{escape(row.name)} <small>({escape(row.type)})</small>"
-            f"</h2><p><strong>verdict:</strong> {escape(row.verdict)}</p>"
+            f"{_h(row.namespace)}/{_h(row.name)} <small>({_h(row.type)})</small>"
+            f"</h2><p><strong>verdict:</strong> {_h(row.verdict)}</p>"
             + (f'<figure>{svg}</figure>' if svg else "")
             + "".join(_finding(f) for f in row.findings)
-            + f"<p><code>{escape(explain_command(report, row))}</code></p></section>")
+            + f"<p><code>{_h(explain_command(report, row))}</code></p></section>")
 
 
 # --- the diagram ------------------------------------------------------------------------------
@@ -190,7 +197,7 @@ def service_svg(row: ServiceResult) -> str:
         height, drawn = _port_shapes(row, port, hop, y)
         shapes += drawn
         y += height + 16
-    label = escape(f"path of {row.namespace}/{row.name}: Service, kube-proxy chain, endpoints")
+    label = _h(f"path of {row.namespace}/{row.name}: Service, kube-proxy chain, endpoints")
     return (f'<svg role="img" class="path" '
             f'viewBox="0 0 {W} {y}" width="{W}" height="{y}" aria-label="{label}">'
             f"<title>{label}</title>{''.join(shapes)}</svg>")
@@ -238,15 +245,15 @@ def _chain_title(port: dict[str, Any]) -> str:
 def _box(x: int, y: int, w: int, text: str, cls: str, title: str) -> str:
     shown = text if len(text) <= w // 7 else text[: w // 7 - 1] + "…"
     text_cls = ' class="bad"' if cls == "fail" else ""
-    return (f'<g><title>{escape(title)}</title><rect class="{cls}" x="{x}" y="{y}" '
+    return (f'<g><title>{_h(title)}</title><rect class="{cls}" x="{x}" y="{y}" '
             f'width="{w}" height="{BOX_H}" rx="4"/><text x="{x + 8}" y="{y + 16}"{text_cls}>'
-            f"{escape(shown)}</text></g>")
+            f"{_h(shown)}</text></g>")
 
 
 def _edge(x1: int, y1: int, x2: int, y2: int, label: str, bad: bool) -> str:
     cls = "edge fail" if bad else "edge"
     # the label sits by the far end: edges fan out from one chain box
     text = (f'<text class="{"bad" if bad else "label"}" x="{x2 - 42}" '
-            f'y="{y2 - 4}">{escape(label)}</text>') if label else ""
+            f'y="{y2 - 4}">{_h(label)}</text>') if label else ""
     return (f'<path class="{cls}" d="M{x1},{y1} C{x1 + 40},{y1} {x2 - 40},{y2} {x2},{y2}"/>'
             f"{text}")

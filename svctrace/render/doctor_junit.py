@@ -12,7 +12,8 @@ import xml.etree.ElementTree as ET
 
 from svctrace.diagnose.doctor import DoctorReport
 from svctrace.model.findings import Finding, Severity
-from svctrace.render.doctor import explain_command, literal
+from svctrace.render.doctor import explain_command
+from svctrace.render.literal import printable_lines
 
 
 def doctor_junit(report: DoctorReport, fail_on: str) -> str:
@@ -77,4 +78,4 @@ def _totals(root: ET.Element) -> None:
 
 def _clean(text: str) -> str:
     """XML 1.0 cannot hold most control characters: show them as escapes (not newlines)."""
-    return "\n".join(literal(line) for line in text.split("\n"))
+    return printable_lines(text)

@@ -146,12 +146,17 @@ def _entries(tree: Any, s: ServiceChains, wide: bool) -> None:
     from rich.text import Text
 
     for e in s.entries:
-        where = "nat KUBE-NODEPORTS" if e.kind == "nodePort" else "nat KUBE-SERVICES"
         label = _KIND_LABEL.get(e.kind, e.kind) + ("?" if e.kind_inferred else "")
-        node = tree.add(Text.assemble((f"{where} ", "dim"), f"{label} ",
+        node = tree.add(Text.assemble((f"nat {printable(e.rule.chain)} ", "dim"), f"{label} ",
                                       (printable(_addr(e.address, e.port)), "cyan"),
                                       f" → {printable(e.target)}"))
         _rule_lines(node, [e.rule], wide)
+    for m in s.masquerade:          # before 1.22: next to the entry rule, not in KUBE-SVC
+        if m.chain in ("KUBE-SERVICES", "KUBE-NODEPORTS"):
+            node = tree.add(Text.assemble((f"nat {m.chain} ", "dim"), ("masquerade ", "yellow"),
+                                          printable(m.condition or "all traffic"),
+                                          (f"  ({printable(m.reason)})", "dim")))
+            _rule_lines(node, [m.rule], wide)
 
 
 def _chain(tree: Any, s: ServiceChains, role: str, name: str, wide: bool) -> None:
@@ -179,8 +184,9 @@ def _chain(tree: Any, s: ServiceChains, role: str, name: str, wide: bool) -> Non
 def _endpoint(node: Any, e: EndpointChain, wide: bool) -> None:
     from rich.text import Text
 
-    label = Text.assemble((f"{_pct(e.probability):>6} ", "green"),
-                          f"{printable(e.chain)} → DNAT ", (printable(e.address or "?"), "cyan"))
+    label = Text.assemble((f"{_pct(e.probability):>6} ", "green"), f"{printable(e.chain)} → ",
+                          (f"DNAT {printable(e.address)}" if e.address else
+                           "no usable DNAT (see the warning)", "cyan"))
     if e.local:
         label.append("  local", style="dim")
     if e.hairpin:

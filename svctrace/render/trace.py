@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from svctrace.model.agents import deciding_agents
 from svctrace.model.packet import Packet, format_endpoint
 from svctrace.model.trace import Outcome, Step, Trace
 from svctrace.render.literal import printable
@@ -38,6 +39,7 @@ def outcome_dict(o: Outcome, service_port: str | None = None) -> dict[str, Any]:
         "hooks": list(o.hook_path),
         "path": [step_dict(s) for s in o.path],
         "assumptions": [a.describe() for a in o.assumptions],
+        "decidedBy": deciding_agents(o),
     }
 
 
@@ -68,7 +70,12 @@ def outcome_headline(o: Outcome) -> str:
     else:
         where = "rejected" + (f" ({o.reject_with})" if o.reject_with else "") \
             if o.verdict == "REJECT" else "dropped"
+    agents = deciding_agents(o)
+    if agents["verdict"]:
+        where += f" by {agents['verdict']}"
     masq = ", masqueraded" + (f" to {o.snat_to}" if o.snat_to else "") if o.masquerade else ""
+    if masq and agents["masquerade"]:
+        masq += f" by {agents['masquerade']}"
     return f"{share}  {o.verdict:<6} {where}{masq}"
 
 

@@ -45,20 +45,26 @@ from svctrace.rules.ruletext import (  # noqa: F401 - _parsed_fields: tests comp
     _target,
     _unquoted_head,
     spn_from_comment,
+    valid_endpoint,
+    valid_prefix,
 )
 
 __all__ = [
     "ServiceChains", "EndpointChain", "EntryRule", "FilterRule", "MasqueradeRule", "LocalHint",
     "chain_hash", "service_chain", "local_chain", "external_chain", "firewall_chain",
     "endpoint_chain", "identify", "split_spn", "map_services", "infer_pod_cidr",
-    "infer_local_hints", "kernel_probability",
+    "infer_local_hints", "kernel_probability", "layout_notes", "ipvs_mode", "nodeport_owner",
 ]
 
 PROTOCOLS = ("tcp", "udp", "sctp")
-_PREFIXES = {"KUBE-SVC-": "svc", "KUBE-SVL-": "svl", "KUBE-EXT-": "ext", "KUBE-FW-": "fw"}
+# KUBE-XLB- (eTP=Local before 1.24) was the external chain of its day: it plays the EXT role
+_PREFIXES = {"KUBE-SVC-": "svc", "KUBE-SVL-": "svl", "KUBE-EXT-": "ext", "KUBE-FW-": "fw",
+             "KUBE-XLB-": "ext"}
 _ROLE_PREFIXES = tuple(_PREFIXES)
 _MASQ = "KUBE-MARK-MASQ"
 _JUMP_MASQ = " -j KUBE-MARK-MASQ"
+# kube-proxy 1.1 marked for masquerade itself, with "MASQ" in ASCII (no KUBE-MARK-MASQ chain)
+_MARK_MASQ_1_1 = " -j MARK --set-xmark 0x4d415351/0xffffffff"
 _DNAT = " -j DNAT --to-destination "
 _KERNEL_P: dict[str, float] = {}      # printed probability → kernel value (few distinct ones)
 
@@ -176,6 +182,12 @@ class _Builder:
 
     def freeze(self, names: Mapping[str, str] | None) -> ServiceChains:
         spn = self.name(names)
+        if not self.entries and not self.filter:
+            chains = [c for c in self.chains.values() if c is not None]
+            if chains:
+                self.warnings.append(
+                    f"no rule in nat KUBE-SERVICES or KUBE-NODEPORTS jumps to {chains[0]}: no "
+                    "packet reaches these chains (stale, or a half-written node)")
         ns, name, port_name = split_spn(spn) if spn is not None else (None, None, None)
         kinds: dict[str, list[str]] = {"clusterIP": [], "externalIP": [], "loadBalancerIP": []}
         for entry in self.entries:
@@ -227,6 +239,7 @@ class _Mapper:
         self.by_hash: dict[str, _Builder] = {}
         self.vips: dict[tuple[str, str, int | None], str] = {}
         self.node_ports: dict[tuple[str, int | None], str] = {}
+        self.entry_masq: list[tuple[Chain, int]] = []
         self.part = part
 
     def builder(self, h: str) -> _Builder:
@@ -238,6 +251,9 @@ class _Mapper:
     def run(self) -> None:
         self.read_entries("KUBE-SERVICES", nodeports=False)
         self.read_entries("KUBE-NODEPORTS", nodeports=True)
+        self.read_entry_masquerade()
+        for chain_name in _PORTAL_CHAINS:
+            self.read_portals(chain_name)
         for name in self.nat:                  # chains no entry rule reaches still count
             found = _role(name) if name.startswith(_ROLE_PREFIXES) else None
             if found is not None:
@@ -249,20 +265,24 @@ class _Mapper:
 
     def read_entries(self, chain_name: str, nodeports: bool) -> None:
         chain = self.nat.get(chain_name)
-        for rule in chain.rules if chain is not None else ():
+        if chain is None:
+            return
+        for index, rule in enumerate(chain.rules):
+            if _marks_masquerade(rule.text):
+                self.entry_masq.append((chain, index))   # before 1.22: next to the jump
+                continue
             fields = _fields(rule)
             found = _role(fields.get("j", ("", False))[0])
             if found is None:
                 continue
             role, h = found
             b = self.builder(h)
-            b.chains[role] = self.nat_name(role, h)
+            b.chains[role] = fields["j"][0]
             b.note_comment(fields)
             proto = fields.get("p", ("", False))[0]
             b.protocol = b.protocol or proto or None
             port = _port(fields)
-            dest = fields.get("d")
-            address = _ip(dest[0]) if dest is not None and not dest[1] else None
+            address = _checked_destination(b, rule, fields)
             if nodeports:
                 b.node_port = port
                 self.node_ports[(proto, port)] = h
@@ -274,10 +294,72 @@ class _Mapper:
                     self.vips[(address, proto, port)] = h
             b.entries.append(EntryRule(kind, address, port, fields["j"][0], rule, inferred))
 
-    @staticmethod
-    def nat_name(role: str, h: str) -> str:
-        return {"svc": "KUBE-SVC-", "svl": "KUBE-SVL-", "ext": "KUBE-EXT-", "fw": "KUBE-FW-"}[
-            role] + h
+    def read_entry_masquerade(self) -> None:
+        """Before 1.22 the masquerade rules sat in KUBE-SERVICES / KUBE-NODEPORTS, each right
+        before the jump it belongs to (`! -s POD_CIDR -d VIP … -j KUBE-MARK-MASQ`): give each
+        to its service port, by its comment's hash, else by the address and port it matches."""
+        for chain, index in self.entry_masq:
+            rule = chain.rules[index]
+            fields = _fields(rule)
+            h = self.entry_hash(chain.name, fields)
+            if h is None or not in_part(h, self.part):
+                continue
+            b = self.builder(h)
+            src = fields.get("s")
+            if chain.name == "KUBE-NODEPORTS":
+                reason = "local source" if src is not None and not src[1] else "external"
+            elif src is not None and src[1]:
+                reason = "cluster IP"
+            else:
+                reason = "external"
+            b.masquerade.append(MasqueradeRule(chain.name, _condition_of(chain, index), reason,
+                                               ref=(chain, index)))
+
+    def entry_hash(self, chain_name: str, fields: Fields) -> str | None:
+        proto = fields.get("p", ("", False))[0]
+        comment = fields.get("comment")
+        spn = spn_from_comment(comment[0])[0] if comment is not None else None
+        if spn is not None and proto:
+            h = chain_hash(spn, proto)
+            if h in self.by_hash:
+                return h
+        port = _port(fields)
+        if chain_name == "KUBE-NODEPORTS":
+            return self.node_ports.get((proto, port))
+        dest = fields.get("d")
+        return self.vips.get((_ip(dest[0]), proto, port)) if dest is not None else None
+
+    def read_portals(self, chain_name: str) -> None:
+        """The userspace proxy (KUBE-PORTALS-*, KUBE-NODEPORT-*): each service port is sent to
+        kube-proxy's own port on the node, and kube-proxy picks the endpoint."""
+        chain = self.nat.get(chain_name)
+        for rule in chain.rules if chain is not None else ():
+            fields = _parsed_fields(rule)
+            comment = fields.get("comment")
+            spn = spn_from_comment(comment[0])[0] if comment is not None else None
+            proto = fields.get("p", ("", False))[0]
+            if spn is None or not proto:
+                continue
+            b = self.builder(chain_hash(spn, proto))
+            b.names.append(spn)
+            b.protocol = proto
+            port = _port(fields)
+            target = fields.get("j", ("", False))[0]
+            to = fields.get("to-ports") or fields.get("to-destination")
+            nodeport = chain_name.startswith("KUBE-NODEPORT-")
+            if nodeport:
+                b.node_port = port
+            else:
+                b.port = port
+            address = None if nodeport else _checked_destination(b, rule, fields)
+            b.entries.append(EntryRule("nodePort" if nodeport else "clusterIP", address, port,
+                                       target, rule))
+            if target == "REDIRECT":
+                b.warnings.append(
+                    f"kube-proxy's userspace proxy (KUBE-PORTALS-*, the 2015 layout): "
+                    f"connections to {'node port ' if nodeport else ''}{port} go to kube-proxy "
+                    f"itself on port {to[0] if to else '?'}, which picks the endpoint; the "
+                    "endpoints are not in the rules")
 
     @staticmethod
     def entry_kind(fields: Fields, role: str) -> tuple[str, bool]:
@@ -297,9 +379,18 @@ class _Mapper:
             b.chain_objects.append(chain)
             if role in ("svc", "svl"):
                 self.read_policy_chain(b, chain, role)
+            elif chain.name.startswith("KUBE-XLB-"):
+                self.read_front_chain(b, chain, role)
+                before = len(b.endpoints)
+                self.read_policy_chain(b, chain, "svl")   # "Balancing rule N" → local SEPs
+                b.endpoints[before:] = [replace(e, via="ext") for e in b.endpoints[before:]]
             else:
                 self.read_front_chain(b, chain, role)
-        local = {e.chain for e in b.endpoints if e.via == "svl"}
+        if not b.names:         # no entry rule names it: the chains' own comments may
+            for chain in b.chain_objects[:2]:
+                if len(chain):
+                    b.note_comment(_fields(chain.rules[0]))
+        local = {e.chain for e in b.endpoints if e.local}
         if local:   # an endpoint the SVL chain reaches is on this node, however it is reached
             b.endpoints = [replace(e, local=e.chain in local) for e in b.endpoints]
 
@@ -314,6 +405,11 @@ class _Mapper:
                     "external" if role == "ext" else "other")
                 b.masquerade.append(MasqueradeRule(chain.name, _condition(rule), reason,
                                                    ref=(chain, i)))
+            elif target == "KUBE-MARK-DROP":      # before 1.25: dropped by filter KUBE-FIREWALL
+                comment = fields.get("comment", ("", False))[0]
+                reason = "no local endpoints" if comment.endswith("has no local endpoints") \
+                    else "firewall" if role == "fw" else "other"
+                b.filter.append(FilterRule(chain.name, "DROP", reason, None, None, rule))
             elif role == "fw" and target is not None and target.startswith("KUBE-EXT-"):
                 src = fields.get("s")
                 if src is not None and not src[1]:
@@ -332,8 +428,11 @@ class _Mapper:
             if target is None:
                 fields = _fields(chain.rules[index])
                 target = fields.get("j", ("", False))[0]
+            if target == "DNAT":
+                self.direct_dnat(b, chain, index, role)
+                continue
             if not target.startswith("KUBE-SEP-"):
-                if target == _MASQ:
+                if target == _MASQ and not chain.name.startswith("KUBE-XLB-"):
                     self.masquerade(b, chain, index)
                 continue
             if (" --rcheck " in head) if fields is None else ("rcheck" in fields):
@@ -364,8 +463,28 @@ class _Mapper:
                                   f"chain {target}")
             else:
                 b.chain_objects.append(sep)
+                address = _checked_endpoint(b, sep, address)
             b.endpoints.append(EndpointChain(address, share, target, role == "svl", role,
                                              hairpin, affinity, sep, (chain, index)))
+
+    @staticmethod
+    def direct_dnat(b: _Builder, chain: Chain, index: int, role: str) -> None:
+        """A KUBE-SVC rule that DNATs itself (no KUBE-SEP chain): the endpoint is the rule."""
+        fields = _fields(chain.rules[index])
+        address = fields.get("to-destination", ("", False))[0]
+        if not valid_endpoint(address):
+            b.warnings.append(f"{chain.rules[index].location}: DNAT target {address!r} is not "
+                              "one endpoint address:port; endpoint address unknown")
+        printed = fields.get("probability")
+        done = sum(e.probability for e in b.endpoints if e.via == role)
+        try:
+            p = kernel_probability(printed[0]) if printed else 1.0
+        except ValueError:
+            p = 0.0
+        share = (1.0 - done) * p
+        b.endpoints.append(EndpointChain(address if valid_endpoint(address) else None, share,
+                                         chain.name, role == "svl", role, False, "set" in fields,
+                                         None, (chain, index)))
 
     @staticmethod
     def masquerade(b: _Builder, chain: Chain, index: int) -> None:
@@ -388,7 +507,7 @@ class _Mapper:
                     _unquoted_head(text[:k]) if '"' in text else text)
         address, hairpin, affinity = None, False, False
         for i, text in enumerate(texts):
-            if text.endswith(_JUMP_MASQ):          # exact: a quoted string would end in '"'
+            if _marks_masquerade(text):           # exact: a quoted string would end in '"'
                 hairpin = True
                 continue
             k = text.rfind(_DNAT)
@@ -456,6 +575,43 @@ class _Mapper:
         return None
 
 
+_PORTAL_CHAINS = ("KUBE-PORTALS-CONTAINER", "KUBE-PORTALS-HOST", "KUBE-NODEPORT-CONTAINER",
+                  "KUBE-NODEPORT-HOST")
+
+
+def _marks_masquerade(text: str) -> bool:
+    return text.endswith(_JUMP_MASQ) or text.endswith(_MARK_MASQ_1_1)
+
+
+def _checked_destination(b: _Builder, rule: Rule, fields: Fields) -> str | None:
+    """The `-d` address of an entry rule, or None (with a warning) when iptables-restore would
+    refuse it: such an address must never be listed as the Service's."""
+    dest = fields.get("d")
+    if dest is None or dest[1]:
+        return None
+    if not valid_prefix(dest[0]):
+        b.warnings.append(f"{rule.location}: destination {dest[0]!r} is not an address "
+                          "(iptables-restore refuses this rule)")
+        return None
+    return _ip(dest[0])
+
+
+def _checked_endpoint(b: _Builder, sep: Chain, address: str | None) -> str | None:
+    """The DNAT target of a KUBE-SEP chain when it is one endpoint `ip:port`; else None and a
+    warning naming the line (an empty chain, a garbled or partial --to-destination)."""
+    if address is not None and valid_endpoint(address):
+        return address
+    if address is None and not len(sep):
+        b.warnings.append(f"{sep.source}:{sep.line}: {sep.name} is empty (declared, no DNAT "
+                          "rule): no endpoint behind it; connections sent there are not DNATed")
+        return None
+    line = next((n for n, text, _ in sep.raw if "DNAT" in text), sep.line)
+    b.warnings.append(f"{sep.source}:{line}: {sep.name}: DNAT target "
+                      f"{address if address is not None else 'missing'!r} is not one endpoint "
+                      "address:port; endpoint address unknown")
+    return None
+
+
 def sort_key(s: ServiceChains) -> tuple[bool, str, str, int, str, str, str]:
     """The order service ports are listed in: namespace, name, port (unnamed ones last)."""
     return (s.namespace is None, s.namespace or "", s.name or "", s.port or 0, s.port_name or "",
@@ -483,8 +639,11 @@ def map_services(ruleset: Ruleset, names: Mapping[str, str] | None = None,
     try:
         mapper = _Mapper(ruleset, part)
         mapper.run()
-        return sorted((b.freeze(names) for b in mapper.by_hash.values()
-                       if in_part(b.hash, part)), key=sort_key)
+        found = sorted((b.freeze(names) for b in mapper.by_hash.values()
+                        if in_part(b.hash, part)), key=sort_key)
+        if found and ipvs_mode(ruleset):
+            found = [replace(s, warnings=(*s.warnings, _IPVS_LEFTOVER)) for s in found]
+        return found
     finally:
         if paused:
             gc.enable()
@@ -550,7 +709,7 @@ def service_port_of(path: Iterable[Step]) -> str | None:
                     return spn
         role = _role(step.chain)
         if role is not None and chain_hash_seen is None:
-            chain_hash_seen = f"(service port of chains *-{role[1]})"
+            chain_hash_seen = f"*-{role[1]}"        # no comment: the chains' hash
     return chain_hash_seen
 
 
@@ -575,9 +734,14 @@ def _policy_chains_first(chains: ChainMap) -> Iterator[str]:
 
 def infer_pod_cidr(ruleset: Ruleset) -> str | None:
     """The cluster/pod CIDR of the local-traffic detector (`! -s CIDR` on the cluster-IP masquerade
-    rules, `-s CIDR` on the EXT pod short-circuit), the most common one; None if there is none."""
+    rules — in KUBE-SVC since 1.22, in KUBE-SERVICES before —, `-s CIDR` on the EXT or XLB pod
+    short-circuit), the most common one; None if there is none."""
     nat = ruleset.tables.get("nat")
     seen: Counter[str] = Counter()
+    entry = nat.chains.get("KUBE-SERVICES") if nat is not None else None
+    for text in entry.texts()[:400] if entry is not None else ():
+        if text.endswith(_JUMP_MASQ) and " ! -s " in text:     # before 1.22 (KUBE-SERVICES)
+            seen[text.split(" ! -s ", 1)[1].split(" ", 1)[0]] += 1
     for name in _policy_chains_first(nat.chains) if nat is not None else ():
         role = _role(name)
         if role is None or role[0] == "fw":
@@ -623,8 +787,122 @@ def infer_local_hints(ruleset: Ruleset) -> list[LocalHint]:
             if src is not None and not src[1] and src[0] in ips:
                 hints.append(LocalHint(_ip(src[0]), "loadbalancer IP hairpin (a source range "
                                        "contains the node IP)", rule))
+    hints += _other_agents_hints(ruleset)
     return hints
+
+
+def _other_agents_hints(ruleset: Ruleset) -> list[LocalHint]:
+    """Addresses other rules give away: SNAT --to-source (the node's own address), host port
+    DNATs in the built-in and other agents' chains (`-d NODE_IP/32 --dport N -j DNAT`), and
+    filter INPUT accepting traffic to a host address (`-A INPUT -d X/32 … -j ACCEPT`)."""
+    hints: list[LocalHint] = []
+    for table, want in (("nat", ("SNAT", "DNAT")), ("filter", ("ACCEPT",))):
+        t = ruleset.tables.get(table)
+        for name in t.chains if t is not None else ():
+            if name.startswith("KUBE-") or (table == "filter" and name != "INPUT"):
+                continue
+            for rule in t.chains[name].rules:  # type: ignore[union-attr]  # t is set
+                hint = _address_hint(rule, want)
+                if hint is not None:
+                    hints.append(hint)
+    return hints
+
+
+def _address_hint(rule: Rule, want: tuple[str, ...]) -> LocalHint | None:
+    text = rule.text
+    if not any(f" -j {w}" in text for w in want):
+        return None
+    fields = _fields(rule)
+    target = fields.get("j", ("", False))[0]
+    if target == "SNAT":
+        to = _parsed_fields(rule).get("to-source", ("", False))[0]
+        host = to.split(":", 1)[0].split("-", 1)[0]
+        return LocalHint(host, "SNAT --to-source", rule) if valid_prefix(host) else None
+    dest = fields.get("d")
+    if dest is None or dest[1] or not dest[0].endswith("/32") or _loopback(dest[0]):
+        return None
+    if target == "DNAT" and _port(fields) is not None:
+        return LocalHint(_ip(dest[0]), "host port DNAT", rule)
+    if target == "ACCEPT" and rule.chain == "INPUT":
+        return LocalHint(_ip(dest[0]), "filter INPUT accepts traffic to it", rule)
+    return None
+
+
+def nodeport_owner(ruleset: Ruleset, protocol: str, port: int) -> str | None:
+    """The service port whose NodePort is `port`/`protocol` (from KUBE-NODEPORTS), or None."""
+    nat = ruleset.tables.get("nat")
+    chain = nat.chains.get("KUBE-NODEPORTS") if nat is not None else None
+    for rule in chain.rules if chain is not None else ():
+        fields = _fields(rule)
+        if _port(fields) == port and fields.get("p", ("", False))[0] == protocol:
+            comment = fields.get("comment")
+            spn = spn_from_comment(comment[0])[0] if comment is not None else None
+            return spn or f"chains *-{fields.get('j', ('', False))[0].rsplit('-', 1)[-1]}"
+    return None
 
 
 def _loopback(value: str) -> bool:
     return value.startswith("127.") or value in ("::1", "::1/128")
+
+
+# --- the node as a whole: is kube-proxy's dispatch reachable, and in which mode ---------------
+
+_IPVS_LEFTOVER = ("leftover of iptables mode: kube-proxy runs in IPVS mode on this node, so no "
+                  "packet reaches these chains; the service is in IPVS (ipvsadm -Ln)")
+_IPVS_SETS = ("KUBE-CLUSTER-IP", "KUBE-LOOP-BACK", "KUBE-NODE-PORT-", "KUBE-LOAD-BALANCER",
+              "KUBE-EXTERNAL-IP")
+_HOOKED_FROM = {"KUBE-SERVICES": ("PREROUTING", "OUTPUT"),
+                "KUBE-PORTALS-CONTAINER": ("PREROUTING",), "KUBE-PORTALS-HOST": ("OUTPUT",)}
+
+
+def ipvs_mode(ruleset: Ruleset) -> bool:
+    """kube-proxy in IPVS mode: its nat KUBE-SERVICES matches ipsets (`-m set --match-set
+    KUBE-CLUSTER-IP dst,dst`), kube-proxy-semantics.md §3."""
+    nat = ruleset.tables.get("nat")
+    chain = nat.chains.get("KUBE-SERVICES") if nat is not None else None
+    return chain is not None and any(
+        " --match-set KUBE-" in t and any(f" {s}" in t for s in _IPVS_SETS)
+        for t in chain.texts()[:100])
+
+
+def layout_notes(ruleset: Ruleset) -> list[str]:
+    """What a user must know before reading the service rules of this dump: IPVS mode (the
+    KUBE-SVC chains are leftovers), the userspace proxy, or dispatch chains no built-in chain
+    jumps to (a broken or half-written node: no packet reaches the service rules)."""
+    nat = ruleset.tables.get("nat")
+    if nat is None:
+        return []
+    notes: list[str] = []
+    if ipvs_mode(ruleset):
+        leftovers = sum(1 for n in nat.chains if n.startswith(("KUBE-SVC-", "KUBE-SEP-")))
+        notes.append("kube-proxy runs in IPVS mode on this node: services are in IPVS "
+                      "(ipvsadm -Ln), not in these rules" + (
+                          f"; the {leftovers} KUBE-SVC/KUBE-SEP chains here are leftovers of "
+                          "iptables mode that no packet reaches" if leftovers else ""))
+        return notes
+    for name, hooks in _HOOKED_FROM.items():
+        chain = nat.chains.get(name)
+        if chain is None or not len(chain):
+            continue
+        jumped = [h for h in hooks if _jumps_to(nat.chains.get(h), name)]
+        missing = [h for h in hooks if h not in jumped]
+        declared = [c for c in (nat.chains.get(h) for h in hooks) if c is not None]
+        if missing and not any(c.line != nat.line for c in declared):
+            notes.append(f"nat {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} "
+                         "not in this dump: it is kube-proxy's restore input, without the jumps "
+                         f"to {name} that kube-proxy adds with `iptables -I`; traces start in "
+                         "the built-in chains, so they reach no service rule here")
+        elif missing:
+            notes.append(f"nat {' and '.join(missing)} {'does' if len(missing) == 1 else 'do'} "
+                         f"not jump to {name}: packets "
+                         f"{'from outside' if 'PREROUTING' in missing else ''}"
+                         f"{' and ' if len(missing) == 2 else ''}"
+                         f"{'from the node' if 'OUTPUT' in missing else ''} never reach the "
+                         "service rules (a broken or half-written node, or kube-proxy stopped "
+                         "while restoring)")
+    return notes
+
+
+def _jumps_to(chain: Chain | None, target: str) -> bool:
+    return chain is not None and any(t.endswith(f" -j {target}") or f" -j {target} " in t
+                                     for t in chain.texts())

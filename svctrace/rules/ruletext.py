@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from svctrace.model import values
 from svctrace.model.ruleset import Chain, Rule
 
 # --- reading rule text -------------------------------------------------------------------------
@@ -135,7 +136,7 @@ def _option_in(text: str, flag: str) -> str | None:
 # the service match, comment, chain and target: what is left is the condition of the jump
 _NOT_CONDITION = re.compile(
     r'^(?:\[\d+:\d+\] )?-A \S+|(?<! !) (?:-d|-p|--dport) \S+| -m (?:comment|tcp|udp|sctp)(?= |$)'
-    r'| --comment (?:""|\S+)')
+    r'| --comment (?:""|\S+)| -c \d+ \d+(?= |$)')
 
 
 def _condition(rule: Rule) -> str:
@@ -151,6 +152,37 @@ def _condition_of(chain: Chain, index: int) -> str:
     if split is None:
         return _condition(chain.rules[index])
     return _NOT_CONDITION.sub("", split[0]).strip()
+
+
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_PLAIN_V4 = _OCTET + r"(?:\." + _OCTET + "){3}"
+# the common, plainly valid forms, checked without building address objects (a big node has
+# 50,000 endpoints)
+_PLAIN_PREFIX = re.compile(_PLAIN_V4 + r"(?:/(?:3[0-2]|[12]?\d))?")
+_PLAIN_ENDPOINT = re.compile(_PLAIN_V4 + r":([1-9]\d{0,4})")
+
+
+def valid_prefix(text: str) -> bool:
+    """Whether `-s`/`-d` TEXT is an address or prefix iptables-restore accepts."""
+    if _PLAIN_PREFIX.fullmatch(text):
+        return True
+    try:
+        values.parse_prefix(text)
+    except ValueError:
+        return False
+    return True
+
+
+def valid_endpoint(text: str) -> bool:
+    """Whether a --to-destination is one endpoint: an address, and a port other than 0."""
+    m = _PLAIN_ENDPOINT.fullmatch(text)
+    if m is not None and int(m.group(1)) <= 65535:
+        return True
+    try:
+        to = values.parse_nat_to(text)
+    except ValueError:
+        return False
+    return to.address is not None and not to.is_range and to.port != 0
 
 
 def _ip(value: str) -> str:

@@ -20,8 +20,10 @@ def read_rules_text(path: str, max_bytes: int = DEFAULT_MAX_INPUT) -> tuple[str,
     return decode_input(data, source, RULES_INPUT), source
 
 
-def load_ruleset(path: str | None, max_bytes: int = DEFAULT_MAX_INPUT) -> Ruleset:
-    """Parse the rules at `path` (iptables-save text). None means no source was given."""
+def load_ruleset(path: str | None, max_bytes: int = DEFAULT_MAX_INPUT,
+                 partial: bool = False) -> Ruleset:
+    """Parse the rules at `path` (iptables-save text). None means no source was given.
+    `partial`: read a truncated dump as far as it goes (see parse_iptables_save)."""
     if path is None:
         raise UsageError("no rules to read",
                          "pass --rules FILE (iptables-save output, '-' for stdin), or run on a "
@@ -29,4 +31,4 @@ def load_ruleset(path: str | None, max_bytes: int = DEFAULT_MAX_INPUT) -> Rulese
     from svctrace.rules.iptables_save import parse_iptables_save
 
     text, source = read_rules_text(path, max_bytes)
-    return parse_iptables_save(text, source)
+    return parse_iptables_save(text, source, partial)

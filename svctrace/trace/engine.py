@@ -227,7 +227,7 @@ class _Engine:
             result = _evaluate(fn, state, match, rule) if fn else \
                 Unknown(f'match "{match.module}"')
             if isinstance(result, Unknown):
-                self.assume(state, rule, f"{result.what} not evaluated", "did not match")
+                self.assume(state, rule, f"not evaluated: {result.what}", "did not match")
                 return [(state, False, None)]
             if isinstance(result, Fraction):
                 if not 0 <= result <= 1:
@@ -254,8 +254,8 @@ class _Engine:
             return CONTINUE                     # at the first rule of `chain`
         fn = TARGETS.get(target.name)
         if fn is None:
-            self.assume(state, rule, f'target "{target.name}" (not a chain of table '
-                        f'"{rule.table}") not evaluated', "did not terminate the chain")
+            self.assume(state, rule, f'not evaluated: target "{target.name}" (not a chain of '
+                        f'table "{rule.table}")', "did not terminate the chain")
             return CONTINUE
         result = _evaluate(fn, state, target, rule)
         if isinstance(result, Unknown):

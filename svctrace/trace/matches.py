@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from fractions import Fraction
-from ipaddress import ip_address, ip_network
+from ipaddress import ip_address
 
+from svctrace.model import values
 from svctrace.model.ruleset import Match, Option
 from svctrace.trace.state import BranchState, Unknown
 
@@ -42,13 +43,8 @@ def _unknown_option(match: Match, opt: Option) -> Unknown:
 
 
 def _in_prefix(address: object, spec: str) -> bool:
-    try:
-        net = ip_network(spec, strict=False)
-    except ValueError:
-        # iptables-save prints -s/-d as a prefix; restore input may use a dotted mask
-        addr, _, mask = spec.partition("/")
-        net = ip_network(f"{addr}/{mask}", strict=False)
-    return address in net
+    # iptables-save prints -s/-d as a prefix; restore input may use a dotted mask
+    return address in values.parse_prefix(spec)
 
 
 def _protocol_matches(state: BranchState, spec: str) -> bool:
@@ -100,20 +96,19 @@ def _interface(state: BranchState, which: str) -> str | None | Unknown:
             # no input device on the way out; delivered back to the node, it arrives on lo
             return "lo" if hook.name == "INPUT" else None
         if pkt.in_interface is None:
-            return Unknown("input interface (-i) unknown; give --in-interface")
+            return Unknown("the input interface (-i) is unknown; give --in-interface")
         return pkt.in_interface
     if hook is not None and hook.name in ("PREROUTING", "INPUT"):
         return None
     if pkt.out_interface is None:
-        return Unknown("output interface (-o) unknown")
+        return Unknown("the output interface (-o) is unknown: svctrace does not follow the "
+                       "routing table")
     return pkt.out_interface
 
 
-def _port_in(port: int, spec: str) -> bool:
-    if ":" in spec:
-        lo, _, hi = spec.partition(":")
-        return int(lo or 0) <= port <= int(hi or 65535)
-    return port == int(spec)
+def _port_in(port: int, spec: str, protocol: str) -> bool:
+    lo, hi = values.parse_port_range(spec, protocol)
+    return lo <= port <= hi
 
 
 def match_l4(state: BranchState, match: Match) -> Result:
@@ -123,9 +118,9 @@ def match_l4(state: BranchState, match: Match) -> Result:
 
     def check(opt: Option) -> bool | Unknown:
         if opt.name in ("dport", "destination-port"):
-            return _port_in(pkt.dport, opt.values[0])
+            return _port_in(pkt.dport, opt.values[0], pkt.protocol)
         if opt.name in ("sport", "source-port"):
-            return _port_in(pkt.sport, opt.values[0])
+            return _port_in(pkt.sport, opt.values[0], pkt.protocol)
         if opt.name == "syn" and pkt.protocol == "tcp":
             return True
         if opt.name == "tcp-flags" and len(opt.values) == 2:
@@ -153,8 +148,8 @@ def match_multiport(state: BranchState, match: Match) -> Result:
                  "ports": (pkt.sport, pkt.dport)}.get(opt.name)
         if ports is None:
             return _unknown_option(match, opt)
-        specs = opt.values[0].split(",")
-        return any(_port_in(p, s) for p in ports for s in specs)
+        ranges = values.parse_port_list(opt.values[0], pkt.protocol)
+        return any(lo <= p <= hi for p in ports for lo, hi in ranges)
 
     return _every_option(match, check)
 
@@ -189,11 +184,6 @@ def match_addrtype(state: BranchState, match: Match) -> Result:
     return _every_option(match, check)
 
 
-def _value_mask(text: str) -> tuple[int, int]:
-    value, _, mask = text.partition("/")
-    return int(value, 0), int(mask, 0) if mask else 0xFFFFFFFF
-
-
 def match_mark(state: BranchState, match: Match) -> Result:
     return _mark_option(match, state.mark)
 
@@ -206,7 +196,7 @@ def _mark_option(match: Match, mark: int) -> Result:
     def check(opt: Option) -> bool | Unknown:
         if opt.name != "mark":
             return _unknown_option(match, opt)
-        value, mask = _value_mask(opt.values[0])
+        value, mask = values.parse_mark(opt.values[0])
         return (mark & mask) == value
 
     return _every_option(match, check)
@@ -245,7 +235,7 @@ def match_statistic(state: BranchState, match: Match) -> Result:
     if mode is None or mode.values[0] != "random" or prob is None:
         return Unknown('match "statistic" in a mode other than random')
     # The kernel keeps a 31-bit threshold (xt_statistic): use its exact value, not the text's.
-    p = Fraction(round(float(prob.values[0]) * 2**31), 2**31)
+    p = values.parse_probability(prob.values[0])
     return (1 - p) if prob.negated else p
 
 
@@ -267,9 +257,10 @@ def match_iprange(state: BranchState, match: Match) -> Result:
     def check(opt: Option) -> bool | Unknown:
         if opt.name not in ("src-range", "dst-range"):
             return _unknown_option(match, opt)
-        lo, _, hi = opt.values[0].partition("-")
+        lo, hi = values.parse_ip_range(opt.values[0])
         addr = state.packet.src if opt.name == "src-range" else state.packet.dst
-        return bool(ip_address(lo) <= addr <= ip_address(hi or lo))  # type: ignore[operator]
+        return addr.version == lo.version and \
+            bool(lo <= addr <= hi)  # type: ignore[operator]
 
     return _every_option(match, check)
 
@@ -287,7 +278,40 @@ def match_pkttype(state: BranchState, match: Match) -> Result:
     return _neg(opt, opt.values[0] == kind)
 
 
+# Interfaces that are Linux bridges on Kubernetes nodes (kubenet, CNI bridge plugin, Docker,
+# weave, kube-router, libvirt, LXC): a packet whose input interface is one of them came in
+# through a bridge port.
+_BRIDGES = ("cbr0", "cni0", "docker0", "weave", "kube-bridge", "lxcbr0", "br-", "virbr")
+
+
+def match_physdev(state: BranchState, match: Match) -> Result:
+    """xt_physdev: the bridge port a packet came in or goes out through. A traced packet comes
+    from outside through the interface --in-interface names (no interface: not a bridge port),
+    or from the node itself (no input port at all); svctrace traces routed packets, never
+    bridged ones."""
+    hook = state.hook
+    local_out = hook is not None and hook.local_out
+    iface = state.packet.in_interface
+    from_bridge = not local_out and iface is not None and iface.startswith(_BRIDGES)
+
+    def check(opt: Option) -> bool | Unknown:
+        if opt.name == "physdev-is-in":
+            return from_bridge
+        if opt.name == "physdev-is-bridged":
+            return False
+        if opt.name == "physdev-is-out":
+            return False
+        if opt.name == "physdev-in" and not from_bridge:
+            return False
+        if opt.name == "physdev-out":
+            return False
+        return _unknown_option(match, opt)
+
+    return _every_option(match, check)
+
+
 MATCHES: dict[str, MatchFn] = {
+    "physdev": match_physdev,
     "": match_basic,
     "tcp": match_l4,
     "udp": match_l4,

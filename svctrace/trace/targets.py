@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from ipaddress import ip_address
 
+from svctrace.model import values
 from svctrace.model.packet import format_endpoint
 from svctrace.model.ruleset import Target
 from svctrace.trace.state import BranchState, Unknown
@@ -42,26 +43,16 @@ def t_noop(state: BranchState, target: Target) -> str:
     return CONTINUE
 
 
-def _split_host_port(text: str) -> tuple[str, str | None]:
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        return host, rest[1:] if rest.startswith(":") else None
-    if text.count(":") == 1:
-        host, _, port = text.partition(":")
-        return host, port
-    return text, None
-
-
 def t_dnat(state: BranchState, target: Target) -> str | Unknown:
     opt = target.get("to-destination") or target.get("to")
-    if opt is None:
+    if opt is None or not opt.values:
         return Unknown("DNAT without --to-destination")
-    host, port = _split_host_port(opt.values[0])
-    if "-" in host or (port and "-" in port):
+    to = values.parse_nat_to(opt.values[0])
+    if to.is_range:
         return Unknown(f"DNAT to a range ({opt.values[0]}): the kernel picks one per connection")
     pkt = state.packet
-    new_port = int(port) if port else pkt.dport
-    address = ip_address(host) if host else pkt.dst
+    new_port = to.port if to.port is not None else pkt.dport
+    address = to.address if to.address is not None else pkt.dst
     state.packet = pkt.with_destination(address, new_port)
     state.dnat = format_endpoint(address, new_port)
     return "ACCEPT"
@@ -95,23 +86,22 @@ def t_snat(state: BranchState, target: Target) -> str:
     return "ACCEPT"
 
 
+_MARK_OPS = {
+    "set-xmark": lambda cur, v, mask: (cur & ~mask & 0xFFFFFFFF) ^ v,
+    "set-mark": lambda cur, v, mask: (cur & ~mask & 0xFFFFFFFF) | v,
+    "or-mark": lambda cur, v, mask: cur | v,
+    "and-mark": lambda cur, v, mask: cur & v,
+    "xor-mark": lambda cur, v, mask: cur ^ v,
+}
+
+
 def _set_mark(current: int, target: Target) -> int | Unknown:
     for opt in target.options:
-        value, _, mask_text = opt.values[0].partition("/") if opt.values else ("0", "", "")
-        v = int(value, 0)
-        mask = int(mask_text, 0) if mask_text else 0xFFFFFFFF
-        if opt.name == "set-xmark":
-            current = (current & ~mask & 0xFFFFFFFF) ^ v
-        elif opt.name == "set-mark":
-            current = (current & ~mask & 0xFFFFFFFF) | v
-        elif opt.name == "or-mark":
-            current |= v
-        elif opt.name == "and-mark":
-            current &= v
-        elif opt.name == "xor-mark":
-            current ^= v
-        else:
+        op = _MARK_OPS.get(opt.name)
+        if op is None or len(opt.values) != 1:
             return Unknown(f'option "--{opt.name}"')
+        v, mask = values.parse_mark(opt.values[0], f"--{opt.name}")
+        current = op(current, v, mask)
     return current
 
 

@@ -45,4 +45,4 @@ def test_service_port_without_any_comment(tmp_path: Path) -> None:
     (tmp_path / "r.txt").write_text(stripped)
     doc = trace_json(tmp_path / "r.txt", "--dst", "10.96.219.159:80")
     assert {o["servicePort"] for o in doc["outcomes"]} == \
-        {"(service port of chains *-HBHJTNRYANUCOOJF)"}
+        {"*-HBHJTNRYANUCOOJF"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -172,3 +173,24 @@ def test_the_page_reads_the_same_without_javascript(drifted: tuple[Path, Path],
     assert html.count('<section id="svc-') == len(expected_rows(*drifted))
     assert html.count("<tr>") > len(expected_rows(*drifted))
     assert "svctrace-pub/ledger" in html and "<svg" in html
+
+
+ESC = "\x1b[2J"
+
+
+def test_text_output_prints_the_cluster_literally(tmp_path: Path) -> None:
+    # a not-ready inventory pod whose waiting reason holds rich markup and an ESC sequence
+    doc = json.loads(API.read_text())
+    for item in doc["items"]:
+        if item["kind"] == "Pod" and item["metadata"]["name"] == "inventory-d5c8b9f74-x4p9s":
+            item["status"]["containerStatuses"][0]["state"] = {
+                "waiting": {"reason": f"Crash[/]Loop{ESC}"}}
+    hostile = tmp_path / f"snap{ESC}.json"
+    hostile.write_text(json.dumps(doc))
+    proc = run_cli("doctor", "--snapshot", str(hostile), "--color", "always")
+    assert proc.returncode == 1, proc.stderr
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout)       # rich's own colours
+    assert "\x1b" not in plain
+    assert "snap\\x1b[2J.json" in plain
+    html = run_cli("doctor", "--snapshot", str(hostile), "-o", "html").stdout
+    assert ESC not in html

@@ -105,7 +105,7 @@ GOOD_HEAD = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT
     pytest.param("*bogus\nCOMMIT\n", 1, 'unknown table "bogus"', id="unknown-table"),
     pytest.param(GOOD_HEAD + "-A NOPE -j ACCEPT\nCOMMIT\n", 5, 'undeclared chain "NOPE"',
                  id="undeclared-chain"),
-    pytest.param("-A INPUT -j ACCEPT\n", 1, "outside a table", id="rule-outside-table"),
+    pytest.param("-A INPUT -j ACCEPT\n", 1, "grep output", id="rule-outside-table"),
     pytest.param(GOOD_HEAD + "*nat\nCOMMIT\n", 5, "missing COMMIT", id="nested-table"),
     pytest.param(GOOD_HEAD + ":FOO ACCEPT [0:0]\nCOMMIT\n", 5, "cannot have policy",
                  id="user-chain-policy"),
