@@ -10,7 +10,8 @@ Above 1,000 endpoints in total kube-proxy's large-cluster mode is used (no per-e
 
     python bench/gen_kubeproxy_dump.py --services 10000 --endpoints 5 -o /tmp/dump10k.txt
 
-Every 50th Service is a NodePort (KUBE-EXT chain), every 100th has no endpoints (filter REJECT).
+Every 50th Service (--nodeport-every N: every Nth) is a NodePort (KUBE-EXT chain), every 100th
+has no endpoints (filter REJECT).
 The output loads with `iptables-legacy-restore --test` and `iptables-nft-restore --test`.
 """
 
@@ -157,7 +158,7 @@ def emit(name: str, dump: Dump, out: list[str]) -> None:
     out.append(f"# Completed on {STAMP}")
 
 
-def generate(n_services: int, n_endpoints: int) -> str:
+def generate(n_services: int, n_endpoints: int, nodeport_every: int = 50) -> str:
     tables = {name: Dump() for name in BUILTINS}
     tables["mangle"].declare("KUBE-PROXY-CANARY")
     nat, flt = tables["nat"], tables["filter"]
@@ -168,7 +169,7 @@ def generate(n_services: int, n_endpoints: int) -> str:
     nodeport_index = 0
     for i in range(n_services):
         nodeport = None
-        if i % 50 == 0 and i not in no_ep:
+        if i % nodeport_every == 0 and i not in no_ep:
             nodeport, nodeport_index = 30000 + nodeport_index, nodeport_index + 1
         service(nat, flt, i, 0 if i in no_ep else n_endpoints, large, nodeport)
     nat.rule("KUBE-SERVICES", '-m comment --comment "kubernetes service nodeports; NOTE: this '
@@ -183,11 +184,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--services", type=int, default=1000)
     ap.add_argument("--endpoints", type=int, default=5)
+    ap.add_argument("--nodeport-every", type=int, default=50,
+                    help="every Nth Service is a NodePort (gen_nft_dump.py's twin: 10)")
     ap.add_argument("-o", "--output", default="-", help="file to write ('-' = stdout)")
     args = ap.parse_args(argv)
     if args.services < 1 or args.services > 60000 or not 1 <= args.endpoints <= 100:
         ap.error("--services must be 1..60000 and --endpoints 1..100")
-    text = generate(args.services, args.endpoints)
+    text = generate(args.services, args.endpoints, max(1, args.nodeport_every))
     if args.output == "-":
         sys.stdout.write(text)
     else:

@@ -11,6 +11,12 @@ iptables-save normalisation).
 `broken/`: the same app after two mistakes: the Service's selector was edited to `app: wep` (a
 typo: it now selects nothing), and node1's kube-proxy has not synced since, so its rules still
 DNAT to a pod that was replaced (a stale endpoint).
+
+Each folder also holds `node2.nft.txt`: `nft list ruleset` of node2 (10.10.0.20) with
+kube-proxy in nftables mode there (kube-proxy 1.36's layout as captured in
+tests/fixtures/rig-v1.36/node2.nft.txt; chain names by its §2.4 hash recipe; node2's own
+endpoints in `hairpin-connections`; elements one per line). tests/kernel/test_nft_examples.py
+loads it with `nft -f` and checks that nft lists back the same ruleset.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from svctrace.rules.kubeproxy import chain_hash  # noqa: E402
+from svctrace.rules.kubeproxy_nft import chain_name  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 STAMP = "2026-11-28T12:00:00Z"
@@ -211,20 +218,143 @@ def _kernel(p: float) -> str:
     return f"{round(p * 2**31) / 2**31:.11f}"
 
 
-def write(folder: str, snap: dict, rules: str) -> None:
+MARK = "0x00004000"
+NFT_FILTER_CHAINS = """
+	chain filter-prerouting-pre-dnat {
+		type filter hook prerouting priority dstnat - 10; policy accept;
+		ct state new jump firewall-check
+	}
+
+	chain filter-output-pre-dnat {
+		type filter hook output priority -110; policy accept;
+		ct state new jump firewall-check
+	}
+
+	chain filter-input {
+		type filter hook input priority filter; policy accept;
+		ct state new jump nodeport-endpoints-check
+		ct state new jump service-endpoints-check
+	}
+
+	chain filter-forward {
+		type filter hook forward priority filter; policy accept;
+		ct state new jump service-endpoints-check
+		ct state new jump cluster-ips-check
+	}
+
+	chain filter-output {
+		type filter hook output priority filter; policy accept;
+		ct state new jump service-endpoints-check
+		ct state new jump cluster-ips-check
+	}
+
+	chain nat-prerouting {
+		type nat hook prerouting priority dstnat; policy accept;
+		jump services
+	}
+
+	chain nat-output {
+		type nat hook output priority -100; policy accept;
+		jump services
+	}
+
+	chain nat-postrouting {
+		type nat hook postrouting priority srcnat; policy accept;
+		jump masquerading
+	}
+}
+"""
+
+
+def _elements(items: list[str]) -> list[str]:
+    """`elements = { a,` … `z }`, one element per line, indented as nft indents them."""
+    if not items:
+        return []
+    lines = [f"\t\t\t     {item}," for item in items]
+    lines[0] = "\t\telements = { " + lines[0].lstrip()
+    lines[-1] = lines[-1][:-1] + " }"
+    return lines
+
+
+def _set(kind: str, name: str, typ: str, comment: str, items: list[str]) -> list[str]:
+    return [f"\t{kind} {name} {{", f"\t\ttype {typ}", f'\t\tcomment "{comment}"',
+            *_elements(items), "\t}", ""]
+
+
+def nft_listing(services: tuple[tuple[str, str, int, tuple[str, ...]], ...], node: str) -> str:
+    """`nft list ruleset` of kube-proxy 1.36 in nftables mode on `node` for ClusterIP services
+    (spn, cluster IP, port, endpoints) — the layout of tests/fixtures/rig-v1.36/node2.nft.txt."""
+    node_ip = dict((n, ip) for n, ip, _ in NODES)[node]
+    local = tuple(ip for _, nd, ip in PODS if nd == node) + ("10.244.2.9",)
+    hairpin, service_ips, chains = [], [], []
+    for spn, cip, port, eps in services:
+        svc = chain_name("svc", spn, "tcp")
+        service_ips.append(f"{cip} . tcp . {port} : goto {svc}")
+        ordered = sorted(eps)
+        picks = ", ".join(f"{i} : {ep.replace(':', ' . ')}" for i, ep in enumerate(ordered))
+        chains += [f"\tchain {svc} {{", f"\t\tmeta l4proto tcp dnat ip to numgen random mod "
+                   f"{len(ordered)} map {{ {picks} }}", "\t}", ""]
+        hairpin += [f"{ip} . {ip} . tcp . {p}" for ip, p in (ep.split(":") for ep in ordered)
+                    if ip in local]
+    lines = ['table ip kube-proxy {', '\tcomment "rules for kube-proxy"']
+    lines += _set("set", "hairpin-connections",
+                  "ipv4_addr . ipv4_addr . inet_proto . inet_service",
+                  "service hairpin connections", hairpin)
+    lines += _set("set", "cluster-ips", "ipv4_addr", "Active ClusterIPs",
+                  [cip for _, cip, _, _ in services])
+    lines += _set("set", "nodeport-ips", "ipv4_addr", "IPs that accept NodePort traffic",
+                  [node_ip])
+    lines += _set("map", "no-endpoint-services", "ipv4_addr . inet_proto . inet_service : "
+                  "verdict", "vmap to drop or reject packets to services with no endpoints", [])
+    lines += _set("map", "no-endpoint-nodeports", "inet_proto . inet_service : verdict",
+                  "vmap to drop or reject packets to service nodeports with no endpoints", [])
+    lines += _set("map", "firewall-ips", "ipv4_addr . inet_proto . inet_service : verdict",
+                  "destinations that are subject to LoadBalancerSourceRanges", [])
+    lines += _set("map", "service-ips", "ipv4_addr . inet_proto . inet_service : verdict",
+                  "ClusterIP, ExternalIP and LoadBalancer IP traffic", service_ips)
+    lines += _set("map", "service-nodeports", "inet_proto . inet_service : verdict",
+                  "NodePort traffic", [])
+    lines += [
+        "\tchain nodeport-endpoints-check {",
+        "\t\tip daddr @nodeport-ips meta l4proto . th dport vmap @no-endpoint-nodeports",
+        "\t}", "", "\tchain service-endpoints-check {",
+        "\t\tip daddr . meta l4proto . th dport vmap @no-endpoint-services", "\t}", "",
+        "\tchain firewall-check {", "\t\tip daddr . meta l4proto . th dport vmap @firewall-ips",
+        "\t}", "", "\tchain services {",
+        f"\t\tip daddr @cluster-ips ip saddr != 10.244.0.0/16 meta mark set meta mark | {MARK} "
+        'comment "masquerade clusterIP traffic from outside cluster"',
+        "\t\tip daddr . meta l4proto . th dport vmap @service-ips",
+        "\t\tip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports", "\t}", "",
+        "\tchain masquerading {",
+        f"\t\tmeta mark & {MARK} != 0x00000000 meta mark set meta mark ^ {MARK} masquerade "
+        "fully-random",
+        "\t\tct status dnat ip saddr . ip daddr . meta l4proto . th dport @hairpin-connections "
+        "masquerade fully-random", "\t}", "", "\tchain cluster-ips-check {",
+        '\t\tip daddr @cluster-ips reject comment "Reject traffic to invalid ports of '
+        'ClusterIPs"',
+        '\t\tip daddr 10.96.0.0/16 drop comment "Drop traffic to unallocated ClusterIPs"', "\t}",
+        "", "\tchain reject-chain {",
+        '\t\tcomment "helper for @no-endpoint-services / @no-endpoint-nodeports"', "\t\treject",
+        "\t}", "", *chains]
+    return "\n".join(lines) + "\n" + NFT_FILTER_CHAINS.lstrip("\n")
+
+
+def write(folder: str, snap: dict, rules: str, nft: str) -> None:
     out = HERE / folder
     out.mkdir(exist_ok=True)
     (out / "cluster.json").write_text(json.dumps(snap, indent=2, sort_keys=True) + "\n")
     (out / "node1.iptables-save.txt").write_text(rules)
+    (out / "node2.nft.txt").write_text(nft)
 
 
 def main() -> None:
     eps = tuple(f"{ip}:80" for _, _, ip in PODS)
-    write("web", snapshot({"app": "web"}, PODS),
-          HEAD + nat((("default/web", CLUSTER_IP, 80, eps), *KUBERNETES_SVC)))
+    web = (("default/web", CLUSTER_IP, 80, eps), *KUBERNETES_SVC)
+    write("web", snapshot({"app": "web"}, PODS), HEAD + nat(web), nft_listing(web, "node2"))
     stale = ("10.244.1.23:80", "10.244.2.9:80")      # 10.244.2.9: the pod before a rollout
-    write("broken", snapshot({"app": "wep"}, ()),
-          HEAD + nat((("default/web", CLUSTER_IP, 80, stale), *KUBERNETES_SVC)))
+    broken = (("default/web", CLUSTER_IP, 80, stale), *KUBERNETES_SVC)
+    write("broken", snapshot({"app": "wep"}, ()), HEAD + nat(broken),
+          nft_listing(broken, "node2"))
 
 
 if __name__ == "__main__":

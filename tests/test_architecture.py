@@ -37,7 +37,7 @@ ALLOWED = {
     "explain": {"model", "errors", "inputs", "rules", "trace", "cluster", "diagnose", "render",
                 "packets"},
 }
-HEAVY = {"kubernetes": {"cluster/live.py", "cluster/node_exec.py"},
+HEAVY = {"kubernetes": {"cluster/live.py", "cluster/lightimport.py", "cluster/node_exec.py"},
          "scapy": {"packets.py", "explain/probe.py"},
          "iptc": {"rules/node.py"}}
 

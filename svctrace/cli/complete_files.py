@@ -73,11 +73,18 @@ _RULES_COMMENT = re.compile(r'^-A KUBE-SERVICES .*?--comment "?([a-z0-9.-]+)/([a
                             re.MULTILINE)
 
 
+# nftables mode: per-service chain names (kube-proxy-semantics.md §2.4), in any of nft's forms
+_NFT_CHAIN = re.compile(r"\b(?:service|local|external|firewall)-[A-Z2-7]{8}-"
+                        r"([a-z0-9.-]+)/([a-z0-9.-]+)/")
+
+
 def rules_file_names(path: str, namespace: str | None) -> list[str]:
-    """Service names in an iptables-save file, from kube-proxy's rule comments."""
+    """Service names in a rules file: kube-proxy's rule comments (iptables-save) or its
+    per-service chain names (nft output)."""
     if path == "-":
         return []
     text = read_small_file(path, RULES_SCAN_LIMIT)
     if text is None:
         return []
-    return [name for ns, name in _RULES_COMMENT.findall(text) if namespace in (None, ns)]
+    found = _RULES_COMMENT.findall(text) + _NFT_CHAIN.findall(text)
+    return list(dict.fromkeys(name for ns, name in found if namespace in (None, ns)))

@@ -9,6 +9,7 @@ imported inside the functions that need them (shell completion runs this on ever
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -49,17 +50,20 @@ def explain(
     rules: str = options.RulesFile,
     max_input_size: str = options.MaxInputSize,
     node: str = typer.Option(None, "--node", help="Read the rules of this node through the "
-                             "kube-proxy pod on it (API exec)."),
+                             "kube-proxy pod on it (API exec): iptables-save, and "
+                             "`nft -j list ruleset` for a node in nftables mode."),
     debug_pod: str = typer.Option(None, "--debug-pod", metavar="IMAGE", help="When the node "
                                   "has no kube-proxy pod, create a short-lived privileged pod "
-                                  "on that node from IMAGE (it must contain iptables-save, "
-                                  "e.g. the cluster's kube-proxy image), run iptables-save in "
-                                  "it, and delete it; needs create/delete on pods and create "
-                                  "on pods/exec in kube-system."),
+                                  "on that node from IMAGE (it must contain iptables-save, and "
+                                  "nft for nftables mode, e.g. the cluster's kube-proxy image), "
+                                  "read the rules in it the same way, and delete it; needs "
+                                  "create/delete on pods and create on pods/exec in "
+                                  "kube-system."),
     local_ip: list[str] = options.LocalIP,
     probe: bool = typer.Option(False, "--probe", help="Also probe each backend for real "
                                "(TCP connect / UDP)."),
-    raw: bool = typer.Option(False, "--raw", help="Show the rules as iptables-save text."),
+    raw: bool = typer.Option(False, "--raw", help="Show the rules as iptables-save or nft "
+                             "printed them."),
     entry: str = typer.Option(None, "--entry", help="Entry point to trace: clusterIP, "
                               "nodePort, loadBalancer or externalIP."),
     src: str = typer.Option(None, "--src", help="Source address of the traced packet."),
@@ -73,11 +77,15 @@ def explain(
         service=parse_service_ref(service), namespace=namespace, context=context,
         kubeconfig=kubeconfig, snapshot=snapshot, output=options.check_output(output),
         fail_on=check_fail_on(fail_on), request_timeout=parse_duration(request_timeout),
-        rules=rules, node=node, debug_pod=debug_pod, local_ips=list(local_ip), probe=probe,
-        raw=raw, entry=entry, src=src, from_=from_,
+        rules=rules, node=check_node(node), debug_pod=debug_pod, local_ips=list(local_ip),
+        probe=probe, raw=raw, entry=entry, src=src, from_=from_,
         max_input=options.check_max_input_size(max_input_size))
     options.check_one_stdin(("--snapshot -", snapshot), ("--rules -", rules))
     env = Environment(color=options.check_color(color), quiet=quiet)
+    if not opts.snapshot:
+        from svctrace.cluster.live import overall_deadline
+        opts.deadline = overall_deadline(opts.request_timeout)
+    opts.progress = env.note            # e.g. nft listing a big node's rules takes a while
     view = load_view(opts)
     raise typer.Exit(emit(explain_service(view, opts), opts, env))
 
@@ -99,21 +107,32 @@ def parse_service_ref(text: str) -> str:
     return name
 
 
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)?", re.ASCII)
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+LONGEST_TIMEOUT = 86400.0
+
+
 def parse_duration(text: str, option: str = "--request-timeout") -> float:
-    """kubectl-style request timeout: `5s`, `500ms`, `1m` or plain seconds."""
-    value = text.strip().lower()
-    scale = 1.0
-    for suffix, factor in (("ms", 0.001), ("s", 1.0), ("m", 60.0)):
-        if value.endswith(suffix):
-            value, scale = value[: -len(suffix)], factor
-            break
-    try:
-        seconds = float(value) * scale
-    except ValueError:
-        raise UsageError(f"invalid {option} {text!r} (e.g. 5s, 500ms)") from None
-    if seconds <= 0:
-        raise UsageError(f"{option} must be positive, got {text!r}")
+    """kubectl-style timeout: `5s`, `500ms`, `1m`, `1h` or plain seconds; finite, positive
+    and at most a day (`inf`, `nan`, `1e309` and `1_0` are refused)."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if match is None:
+        raise UsageError(f"invalid {option} {text!r} (e.g. 5s, 500ms)")
+    seconds = float(match[1]) * _UNITS[match[2]]
+    if not 0 < seconds <= LONGEST_TIMEOUT:
+        raise UsageError(f"{option} must be more than 0 and at most 24h, got {text!r}")
     return seconds
+
+
+def check_node(value: str | None) -> str | None:
+    """--node NAME: a node name as Kubernetes allows it (never empty, no '..' or ',')."""
+    if value is None:
+        return None
+    from svctrace.cluster.names import check_name
+    try:
+        return check_name("node", value)
+    except UsageError as err:
+        raise UsageError(f"--node: {err.message}") from None
 
 
 def check_fail_on(value: str) -> str:

@@ -17,12 +17,15 @@ if TYPE_CHECKING:
     from svctrace.cli.env import Environment
     from svctrace.model.kubeproxy import ServiceChains
 
-HELP = """Show the kube-proxy (iptables mode) chains programmed for one or all Services.
+HELP = """Show the kube-proxy chains programmed for one or all Services (iptables or nftables mode).
 
 Maps the rules back to service ports without relying on comments (kube-proxy drops them above
-1,000 endpoints): entry rules in KUBE-SERVICES / KUBE-NODEPORTS, the SVC/SVL/EXT/FW chains,
-each endpoint's SEP chain with its probability and DNAT target, affinity, masquerade, and the
-filter-table REJECT/DROP rules."""
+1,000 endpoints). iptables mode: entry rules in KUBE-SERVICES / KUBE-NODEPORTS, the
+SVC/SVL/EXT/FW chains, each endpoint's SEP chain with its probability and DNAT target, affinity,
+masquerade, and the filter-table REJECT/DROP rules. nftables mode (recognised from the file):
+the service-ips / service-nodeports / firewall-ips / no-endpoint-* map elements, the
+service-/local-/external-/firewall- chains (found by kube-proxy's name hash), each endpoint with
+its exact numgen share, affinity, masquerade and hairpin."""
 
 _KINDS = ("svc", "service", "services")
 
@@ -94,17 +97,23 @@ def parse_service_arg(arg: str) -> str:
 def run_rules(env: Environment, rules_file: str | None, name: str | None,
               namespace: str | None, fmt: str, max_bytes: int = DEFAULT_MAX_INPUT,
               partial: bool = False) -> None:
+    from svctrace.model.ruleset import Ruleset
+    from svctrace.rules.detect import rules_format, rules_mode
     from svctrace.rules.kubeproxy import layout_notes, map_services
     from svctrace.rules.sources import load_ruleset
 
     ruleset = load_ruleset(rules_file, max_bytes, partial)
-    for warning in (*ruleset.warnings, *layout_notes(ruleset)):
-        env.note(warning)
-    if fmt == "json" and name is None and parallel_worth_it(ruleset):
-        from svctrace.cli.rules_parallel import write_json_in_parallel
-        if write_json_in_parallel(env, ruleset, namespace):
-            return
-    services = map_services(ruleset)
+    mode, form = rules_mode(ruleset), rules_format(ruleset)
+    if isinstance(ruleset, Ruleset):
+        for warning in (*ruleset.warnings, *layout_notes(ruleset)):
+            env.note(warning)
+        if fmt == "json" and name is None and parallel_worth_it(ruleset):
+            from svctrace.cli.rules_parallel import write_json_in_parallel
+            if write_json_in_parallel(env, ruleset, namespace):
+                return
+        services = map_services(ruleset)
+    else:
+        services = nft_services(ruleset)
     if name is not None:
         services = select_services(services, name, namespace)
     elif namespace is not None:
@@ -112,7 +121,21 @@ def run_rules(env: Environment, rules_file: str | None, name: str | None,
     if not services and name is None:
         env.note(f"no kube-proxy service chains found in {ruleset.source}"
                  + (f" for namespace {namespace!r}" if namespace else ""))
-    write(env, services, fmt, ruleset.source)
+    write(env, services, fmt, ruleset.source, mode, form)
+
+
+def nft_services(rules: object) -> list[ServiceChains]:
+    """The service ports of an nft ruleset, and of the iptables rules beside it (a node with
+    both modes' rules: each keeps its own `mode`)."""
+    from svctrace.model.nftables import ModeSplit, NftRuleset
+    from svctrace.rules import kubeproxy_nft
+    from svctrace.rules.kubeproxy import map_services, sort_key
+
+    if isinstance(rules, NftRuleset):
+        return kubeproxy_nft.map_services(rules)
+    assert isinstance(rules, ModeSplit)
+    both = kubeproxy_nft.map_services(rules.nft) + map_services(rules.iptables)
+    return sorted(both, key=lambda s: (sort_key(s)[:-1], s.family, s.mode, s.hash))
 
 
 def parallel_worth_it(ruleset: object) -> bool:
@@ -163,15 +186,17 @@ def _near_names(services: list[ServiceChains], name: str, namespace: str) -> str
             "rules are from another node; 'svctrace rules' lists every Service found")
 
 
-def write(env: Environment, services: list[ServiceChains], fmt: str, source: str) -> None:
+def write(env: Environment, services: list[ServiceChains], fmt: str, source: str,
+          mode: str, form: str) -> None:
     from svctrace.render import rules as render
 
     if fmt in ("json", "yaml"):
-        data = render.services_data(services, source)
+        data = render.services_data(services, source, mode, form)
         if fmt == "json":
             env.stdout.write(render.dumps_json(data))
         else:
             env.write_yaml(data)
         return
     console = env.console(piped_width=4096)    # a pipe or file: never crop rule text
-    console.print(render.services_tree(services, wide=fmt == "wide"))
+    console.print(render.services_tree(services, wide=fmt == "wide",
+                                       title=render.header(source, mode, form)))

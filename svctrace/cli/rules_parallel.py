@@ -55,6 +55,7 @@ def write_json_in_parallel(env: Environment, ruleset: Ruleset, namespace: str | 
     if not merged:
         env.note(f"no kube-proxy service chains found in {ruleset.source}"
                  + (f" for namespace {namespace!r}" if namespace else ""))
-    head = {"schema": SCHEMA, "source": ruleset.source}
+    head = {"schema": SCHEMA, "source": ruleset.source, "mode": "iptables",
+            "format": "iptables-save"}
     env.stdout.write(dumps_json_lines(head, [line for _, line in merged]))
     return True

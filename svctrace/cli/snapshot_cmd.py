@@ -44,13 +44,16 @@ def snapshot(
 ) -> None:
     from svctrace.cli.env import Environment
     from svctrace.cli.explain_cmd import parse_duration, parse_service_ref
-    from svctrace.cluster.live import connect
+    from svctrace.cluster.live import connect, overall_deadline
 
     if all_namespaces and services:
         raise UsageError("-A cannot be combined with Service names", "use -n NAMESPACE")
     names = [parse_service_ref(s) for s in services or []]
     env = Environment(quiet=quiet)
-    conn = connect(kubeconfig, context, parse_duration(request_timeout))
+    timeout = parse_duration(request_timeout)
+    conn = connect(kubeconfig, context, timeout, overall_deadline(timeout))
+    for note in conn.notes:
+        env.note(note)
     ns = None if all_namespaces else (namespace or conn.namespace)
     items = capture_services(conn, ns or "", names) if names else capture_namespace(conn, ns)
     items += capture_nodes(conn, env)

@@ -6,10 +6,11 @@ import typer
 
 from svctrace.cli import options, values
 
-HELP = """Trace a packet through iptables rules the way the kernel would.
+HELP = """Trace a packet through iptables or nftables rules the way the kernel would.
 
-Shows every outcome with its exact probability (kube-proxy's statistic cascades fork the
-trace), the DNAT destination, masquerade, the verdict and the rules passed through."""
+Shows every outcome with its exact probability (kube-proxy's statistic cascades and nft
+`numgen` maps fork the trace), the DNAT destination, masquerade, the verdict and the rules
+passed through. The form of the rules file is recognised from its content."""
 
 
 def register(app: typer.Typer) -> None:
@@ -18,8 +19,9 @@ def register(app: typer.Typer) -> None:
 
 def trace(
     dst: str = typer.Option(..., "--dst", help="Destination IP[:PORT] (IPv6: [addr]:port)."),
-    rules: str = typer.Option(None, "--rules", help="iptables-save output to trace through "
-                              "('-' for stdin)."),
+    rules: str = typer.Option(None, "--rules", help="Rules to trace through: iptables-save "
+                              "output, `nft list ruleset` text, `nft -j list ruleset` JSON or "
+                              "`nft -f` input ('-' for stdin)."),
     max_input_size: str = options.MaxInputSize,
     src: str = typer.Option(None, "--src", help="Source IP (default: an address in the pod "
                             "CIDR, i.e. a packet from a pod)."),
@@ -34,7 +36,8 @@ def trace(
     pod_cidr: str = typer.Option(None, "--pod-cidr", help="Pod CIDR, used only to pick the "
                                  "default source (default: inferred from the rules)."),
     affinity_hit: list[str] = typer.Option([], "--affinity-hit", help="Trace an existing client: "
-                                           "the recent list (e.g. KUBE-SEP-…) or endpoint ip:port "
+                                           "the recent list (e.g. KUBE-SEP-…), nft affinity set, "
+                                           "or endpoint ip:port "
                                            "that already holds the source (repeatable)."),
     partial: bool = options.Partial,
     output: str = options.Output,

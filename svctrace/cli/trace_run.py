@@ -7,8 +7,12 @@ from ipaddress import ip_address, ip_network
 from svctrace.cli.env import Environment
 from svctrace.cli.values import port_number
 from svctrace.errors import UsageError
+from svctrace.model.nftables import ModeSplit, NftRuleset
 from svctrace.model.packet import Packet
 from svctrace.model.ruleset import Ruleset
+from svctrace.model.trace import NodeContext, Trace
+
+AnyRules = Ruleset | NftRuleset | ModeSplit
 
 
 def parse_destination(dst: str, dport: int | None) -> tuple[str, int]:
@@ -36,9 +40,10 @@ def parse_destination(dst: str, dport: int | None) -> tuple[str, int]:
     return host, number
 
 
-def default_source(ruleset: Ruleset, pod_cidr: str | None, family: int) -> tuple[str, str]:
+def default_source(ruleset: AnyRules, pod_cidr: str | None, family: int) -> tuple[str, str]:
     """(address, why): 'a packet from some pod on this node' — inside the node's own pod subnet
-    where the rules show it, else inside the cluster pod CIDR."""
+    where the rules show it (iptables mode), else inside the cluster pod CIDR."""
+    from svctrace.rules import kubeproxy_nft
     from svctrace.rules.nodefacts import pod_source
 
     if pod_cidr is not None:
@@ -46,13 +51,44 @@ def default_source(ruleset: Ruleset, pod_cidr: str | None, family: int) -> tuple
             ip_network(pod_cidr, strict=False)
         except ValueError:
             raise UsageError(f"--pod-cidr {pod_cidr!r}: not a CIDR") from None
-    found = pod_source(ruleset, family, pod_cidr)
+    nft = ruleset.nft if isinstance(ruleset, ModeSplit) else \
+        ruleset if isinstance(ruleset, NftRuleset) else None
+    found = kubeproxy_nft.pod_source(nft, family, pod_cidr) if nft is not None else None
+    ipt = ruleset.iptables if isinstance(ruleset, ModeSplit) else \
+        ruleset if isinstance(ruleset, Ruleset) else None
+    if found is None and ipt is not None:
+        found = pod_source(ipt, family, pod_cidr)
     if found is None and pod_cidr is not None:
         raise UsageError(f"pod CIDR {pod_cidr} is not IPv{family}; give --src")
     if found is None:
         raise UsageError("no --src given and no pod CIDR found in the rules",
                          "give --src IP or --pod-cidr CIDR")
     return found.address, f"an address in {found.network}, {found.why}"
+
+
+def trace_rules(packet: Packet, ruleset: AnyRules, node: NodeContext) -> Trace:
+    """Trace `packet` through rules of either mode, or of both (each sees every packet)."""
+    if isinstance(ruleset, Ruleset):
+        from svctrace.trace.engine import trace_packet
+        return trace_packet(packet, ruleset, node)
+    from svctrace.trace.nft_engine import trace_nft
+    if isinstance(ruleset, ModeSplit):
+        return trace_nft(packet, ruleset.nft, node, ruleset.iptables)
+    return trace_nft(packet, ruleset, node)
+
+
+def service_port_of(trace: Trace) -> list[str | None]:
+    """Per outcome, the service port it was handled for: the first nft chain named after one
+    (§2.4), else what the iptables chains say."""
+    from svctrace.rules.kubeproxy import service_port_of as iptables_service_port
+    from svctrace.rules.kubeproxy_nft import parse_chain_name
+
+    out = []
+    for o in trace.outcomes:
+        names = (parse_chain_name(s.chain) for s in o.path if " " in s.table)
+        spn = next((n.spn for n in names if n is not None), None)
+        out.append(spn or iptables_service_port(o.path))
+    return out
 
 
 def build_packet(worker: object, src: str, host: str, port: int, proto: str, sport: int,
@@ -82,9 +118,8 @@ def run_trace(env: Environment, *, dst: str, rules: str | None, src: str | None,
     from svctrace.model.trace import node_context
     from svctrace.packets import ScapyWorker
     from svctrace.render.trace import trace_dict
-    from svctrace.rules.kubeproxy import service_port_of
+    from svctrace.rules.detect import rules_format, rules_mode
     from svctrace.rules.sources import load_ruleset
-    from svctrace.trace.engine import trace_packet
 
     host, port = parse_destination(dst, dport)
     worker = ScapyWorker()        # imports scapy on the other core while we parse
@@ -92,8 +127,9 @@ def run_trace(env: Environment, *, dst: str, rules: str | None, src: str | None,
         ruleset = load_ruleset(rules, max_bytes, partial)
         from svctrace.rules.kubeproxy import layout_notes
 
-        for warning in (*ruleset.warnings, *layout_notes(ruleset)):
-            env.note(warning)
+        if isinstance(ruleset, Ruleset):
+            for warning in (*ruleset.warnings, *layout_notes(ruleset)):
+                env.note(warning)
         if src is None:
             src, why = default_source(ruleset, pod_cidr, ip_address(host).version)
             env.note(f"no --src given: tracing from {src}, {why}")
@@ -104,15 +140,17 @@ def run_trace(env: Environment, *, dst: str, rules: str | None, src: str | None,
         node = node_context(local_ips, None, frozenset(affinity_hit))
     except ValueError as err:
         raise UsageError(f"--local-ip: {err}") from None
-    trace = trace_packet(packet, ruleset, node)
-    for note in node_notes(ruleset, trace, local_ips):
-        env.note(note)
-    services = [service_port_of(o.path) for o in trace.outcomes]
+    trace = trace_rules(packet, ruleset, node)
+    if isinstance(ruleset, Ruleset):
+        for note in node_notes(ruleset, trace, local_ips):
+            env.note(note)
+    services = service_port_of(trace)
+    mode = (rules_mode(ruleset), rules_format(ruleset))
     if output in ("json", "yaml"):
-        doc = trace_dict(trace, ruleset.source, summary, services)
+        doc = trace_dict(trace, ruleset.source, summary, services, mode)
         env.write_json(doc) if output == "json" else env.write_yaml(doc)
         return
-    _print_text(env, trace, summary, output == "wide", services)
+    _print_text(env, trace, summary, output == "wide", services, mode, ruleset.source)
 
 
 def node_notes(ruleset: Ruleset, trace: object, local_ips: list[str]) -> list[str]:
@@ -142,14 +180,15 @@ def node_notes(ruleset: Ruleset, trace: object, local_ips: list[str]) -> list[st
     return notes
 
 
-def _print_text(env: Environment, trace: object, summary: str, wide: bool,
-                services: list[str | None]) -> None:
+def _print_text(env: Environment, trace: Trace, summary: str, wide: bool,
+                services: list[str | None], mode: tuple[str, str], source: str) -> None:
     from rich.text import Text
 
-    from svctrace.render.trace import render_outcomes
+    from svctrace.render.trace import render_outcomes, rules_header
 
     console = env.console()
+    console.print(Text(rules_header(source, mode), style="dim"))
     console.print(Text.assemble(("packet ", "bold"), summary))
-    local = ", ".join(str(n) for n in trace.node.local) or "none given"  # type: ignore[attr-defined]
+    local = ", ".join(str(n) for n in trace.node.local) or "none given"
     console.print(Text(f"node local addresses: {local} (plus 127.0.0.0/8, ::1)", style="dim"))
-    console.print(render_outcomes(trace, wide, services))  # type: ignore[arg-type]
+    console.print(render_outcomes(trace, wide, services))

@@ -10,6 +10,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from svctrace.cluster.fields import (
+    ConversionError,
+    Obj,
+    cidr,
+    flag,
+    integer,
+    ip,
+    labels,
+    mapping,
+    objects,
+    port,
+    show,
+    strings,
+    text,
+)
 from svctrace.model.cluster import (
     SERVICE_NAME_LABEL,
     ZONE_LABEL,
@@ -30,257 +45,254 @@ from svctrace.model.cluster import (
     selector_matches,
 )
 
-Obj = dict[str, Any]
+# --- the object itself -------------------------------------------------------------------
 
-
-class ConversionError(ValueError):
-    """An API object that does not have the shape the API defines."""
-
-
-def _map(obj: Obj, key: str, where: str) -> Obj:
-    value = obj.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConversionError(f"{where}.{key}: expected an object, got {type(value).__name__}")
-    return value
-
-
-def _list(obj: Obj, key: str, where: str) -> list[Any]:
-    value = obj.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise ConversionError(f"{where}.{key}: expected a list, got {type(value).__name__}")
-    return value
-
-
-def _int(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ConversionError(f"{where}: expected an integer, got {value!r}")
-    try:
-        return int(value)
-    except ValueError:
-        raise ConversionError(f"{where}: expected an integer, got {value!r}") from None
-
-
-def _opt_int(value: Any, where: str) -> int | None:
-    return None if value is None else _int(value, where)
-
-
-def _str_map(value: Any, where: str) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConversionError(f"{where}: expected a map of strings")
-    return {str(k): str(v) for k, v in value.items()}
-
-
-def _name(obj: Obj, kind: str) -> tuple[str, Obj]:
+def _identity(obj: Any, kind: str) -> tuple[str, str, str, Obj]:
+    """(name, namespace, "Kind ns/name: " to prefix field paths with, metadata)."""
     if not isinstance(obj, dict):
-        raise ConversionError(f"{kind}: expected an object, got {type(obj).__name__}")
-    meta = _map(obj, "metadata", kind)
+        raise ConversionError(f"{kind}: expected an object, got {show(obj)}")
+    meta = mapping(obj, "metadata", f"{kind}: ")
     name = meta.get("name")
     if not isinstance(name, str) or not name:
-        raise ConversionError(f"{kind}: metadata.name is missing")
-    return name, meta
+        raise ConversionError(f"{kind}: metadata.name is missing" if name in (None, "") else
+                              f"{kind}: metadata.name: expected a string, got {show(name)}")
+    shown = show(name)[1:-1] if len(name) > 60 else name
+    namespace = text(meta, "namespace", f"{kind} {shown}: metadata", "default") or "default"
+    label = f"{kind} {shown}: " if kind == "Node" else f"{kind} {namespace}/{shown}: "
+    return name, namespace, label, meta
 
 
 # --- Service -----------------------------------------------------------------------------
 
-def _target_port(value: Any, port: int, where: str) -> int | str:
+def _target_port(raw: Obj, port_number: int, where: str) -> int | str:
+    value = raw.get("targetPort")
     if value is None:
-        return port                         # the API defaults targetPort to port
-    if isinstance(value, str) and not value.isdigit():
-        return value
-    return _int(value, where)
+        return port_number                  # the API defaults targetPort to port
+    if isinstance(value, str) and value and not value.isdigit():
+        return value                        # a container port's name
+    return port(raw, "targetPort", where) or port_number
 
 
-def _service_port(raw: Any, where: str) -> ServicePort:
-    if not isinstance(raw, dict):
-        raise ConversionError(f"{where}: expected an object")
-    if raw.get("port") is None:
+def _service_port(raw: Obj, where: str) -> ServicePort:
+    number = port(raw, "port", where)
+    if number is None:
         raise ConversionError(f"{where}.port is missing")
-    port = _int(raw["port"], f"{where}.port")
-    return ServicePort(name=raw.get("name") or None, protocol=raw.get("protocol") or "TCP",
-                       port=port, target_port=_target_port(raw.get("targetPort"), port,
-                                                           f"{where}.targetPort"),
-                       node_port=_opt_int(raw.get("nodePort"), f"{where}.nodePort"),
-                       app_protocol=raw.get("appProtocol"))
+    return ServicePort(name=text(raw, "name", where), protocol=_protocol(raw, where),
+                       port=number, target_port=_target_port(raw, number, where),
+                       node_port=integer(raw, "nodePort", where, 0, 65535) or None,
+                       app_protocol=text(raw, "appProtocol", where))
 
 
-def _lb_ingress(raw: Obj) -> LoadBalancerIngress:
-    return LoadBalancerIngress(ip=raw.get("ip"), hostname=raw.get("hostname"),
-                               ip_mode=raw.get("ipMode"))
+def _protocol(raw: Obj, where: str) -> str:
+    return text(raw, "protocol", where, "TCP") or "TCP"
+
+
+def _lb_ingress(raw: Obj, where: str) -> LoadBalancerIngress:
+    address = raw.get("ip")
+    return LoadBalancerIngress(ip=ip(address, f"{where}.ip") if address else None,
+                               hostname=text(raw, "hostname", where),
+                               ip_mode=text(raw, "ipMode", where))
 
 
 def _cluster_ips(spec: Obj, where: str) -> tuple[str, ...]:
-    ips = _list(spec, "clusterIPs", where)
+    ips = strings(spec, "clusterIPs", where)
     if not ips and spec.get("clusterIP"):
-        ips = [spec["clusterIP"]]
-    return tuple(str(ip) for ip in ips)
+        ips = (text(spec, "clusterIP", where) or "",)
+    for i, address in enumerate(ips):
+        if address != "None":               # headless
+            ip(address, f"{where}.clusterIPs[{i}]")
+    return ips
+
+
+def _ip_families(spec: Obj, where: str) -> tuple[str, ...]:
+    families = strings(spec, "ipFamilies", where)
+    for i, family in enumerate(families):
+        if family not in ("IPv4", "IPv6"):
+            raise ConversionError(f"{where}.ipFamilies[{i}]: expected IPv4 or IPv6, got "
+                                  f"{show(family)}")
+    return families
 
 
 def service_from_dict(obj: Obj) -> Service:
     """A v1 Service."""
-    name, meta = _name(obj, "Service")
-    where = f"Service {name}"
-    spec = _map(obj, "spec", where)
-    status = _map(_map(obj, "status", where), "loadBalancer", where)
-    timeout = _map(_map(spec, "sessionAffinityConfig", where), "clientIP", where)
+    name, namespace, at, meta = _identity(obj, "Service")
+    spec = mapping(obj, "spec", at)
+    where = f"{at}spec"
+    status = mapping(mapping(obj, "status", at), "loadBalancer", f"{at}status")
+    affinity = mapping(mapping(spec, "sessionAffinityConfig", where), "clientIP",
+                       f"{where}.sessionAffinityConfig")
     return Service(
-        name=name, namespace=meta.get("namespace") or "default",
-        type=spec.get("type") or "ClusterIP", cluster_ips=_cluster_ips(spec, where),
-        ports=tuple(_service_port(p, f"{where}: spec.ports[{i}]")
-                    for i, p in enumerate(_list(spec, "ports", where))),
-        selector=_str_map(spec.get("selector"), f"{where}: spec.selector"),
-        external_ips=tuple(_list(spec, "externalIPs", where)),
-        external_name=spec.get("externalName"),
-        lb_ingress=tuple(_lb_ingress(i) for i in _list(status, "ingress", where)),
-        lb_source_ranges=tuple(_list(spec, "loadBalancerSourceRanges", where)),
-        session_affinity=spec.get("sessionAffinity") or "None",
-        session_affinity_timeout=_opt_int(timeout.get("timeoutSeconds"), f"{where}: timeout"),
-        external_traffic_policy=spec.get("externalTrafficPolicy"),
-        internal_traffic_policy=spec.get("internalTrafficPolicy"),
-        ip_families=tuple(_list(spec, "ipFamilies", where)),
-        ip_family_policy=spec.get("ipFamilyPolicy"),
-        health_check_node_port=_opt_int(spec.get("healthCheckNodePort"), where),
-        publish_not_ready_addresses=bool(spec.get("publishNotReadyAddresses")),
-        creation_timestamp=meta.get("creationTimestamp"))
+        name=name, namespace=namespace,
+        type=text(spec, "type", where, "ClusterIP") or "ClusterIP",
+        cluster_ips=_cluster_ips(spec, where),
+        ports=tuple(_service_port(p, at) for p, at in objects(spec, "ports", where)),
+        selector=labels(spec, "selector", where),
+        external_ips=tuple(ip(a, f"{where}.externalIPs[{i}]")
+                           for i, a in enumerate(strings(spec, "externalIPs", where))),
+        external_name=text(spec, "externalName", where),
+        lb_ingress=tuple(_lb_ingress(i, at) for i, at in
+                         objects(status, "ingress", f"{at}status.loadBalancer")),
+        lb_source_ranges=tuple(cidr(r, f"{where}.loadBalancerSourceRanges[{i}]") for i, r
+                               in enumerate(strings(spec, "loadBalancerSourceRanges", where))),
+        session_affinity=text(spec, "sessionAffinity", where, "None") or "None",
+        session_affinity_timeout=integer(affinity, "timeoutSeconds",
+                                         f"{where}.sessionAffinityConfig.clientIP", 1, 86400),
+        external_traffic_policy=text(spec, "externalTrafficPolicy", where),
+        internal_traffic_policy=text(spec, "internalTrafficPolicy", where),
+        ip_families=_ip_families(spec, where),
+        ip_family_policy=text(spec, "ipFamilyPolicy", where),
+        health_check_node_port=integer(spec, "healthCheckNodePort", where, 0, 65535) or None,
+        publish_not_ready_addresses=bool(flag(spec, "publishNotReadyAddresses", where)),
+        creation_timestamp=text(meta, "creationTimestamp", f"{at}metadata"))
 
 
 # --- Pod ---------------------------------------------------------------------------------
 
 def _container(raw: Obj, where: str) -> Container:
-    ports = tuple(ContainerPort(name=p.get("name") or None,
-                                container_port=_int(p.get("containerPort"), f"{where}.ports"),
-                                protocol=p.get("protocol") or "TCP")
-                  for p in _list(raw, "ports", where))
-    return Container(name=str(raw.get("name", "")), ports=ports)
+    ports = []
+    for p, at in objects(raw, "ports", where):
+        number = port(p, "containerPort", at)
+        if number is None:
+            raise ConversionError(f"{at}.containerPort is missing")
+        ports.append(ContainerPort(name=text(p, "name", at), container_port=number,
+                                   protocol=_protocol(p, at)))
+    return Container(name=text(raw, "name", where, "") or "", ports=tuple(ports))
 
 
 def _container_status(raw: Obj, where: str) -> ContainerStatus:
-    state = _map(raw, "state", where)
+    state = mapping(raw, "state", where)
     kind = next((k for k in ("running", "waiting", "terminated") if k in state), "unknown")
-    last = _map(_map(raw, "lastState", where), "terminated", where)
+    current = mapping(state, kind, f"{where}.state") if kind != "unknown" else {}
+    last = mapping(mapping(raw, "lastState", where), "terminated", f"{where}.lastState")
     return ContainerStatus(
-        name=str(raw.get("name", "")), ready=bool(raw.get("ready")),
-        restart_count=_int(raw.get("restartCount") or 0, f"{where}.restartCount"),
-        state=kind, state_reason=(state.get(kind) or {}).get("reason"),
-        last_termination_reason=last.get("reason"),
-        last_exit_code=_opt_int(last.get("exitCode"), f"{where}.lastState"))
+        name=text(raw, "name", where, "") or "", ready=bool(flag(raw, "ready", where)),
+        restart_count=integer(raw, "restartCount", where, 0) or 0,
+        state=kind, state_reason=text(current, "reason", f"{where}.state.{kind}"),
+        last_termination_reason=text(last, "reason", f"{where}.lastState.terminated"),
+        last_exit_code=integer(last, "exitCode", f"{where}.lastState.terminated"))
 
 
 def _pod_ips(status: Obj, where: str) -> tuple[str, ...]:
-    ips = [p.get("ip") for p in _list(status, "podIPs", where) if isinstance(p, dict)]
+    ips = [ip(p.get("ip"), f"{at}.ip") for p, at in objects(status, "podIPs", where)
+           if p.get("ip")]
     if not ips and status.get("podIP"):
-        ips = [status["podIP"]]
-    return tuple(str(ip) for ip in ips if ip)
+        ips = [ip(status["podIP"], f"{where}.podIP")]
+    return tuple(ips)
 
 
 def _condition(status: Obj, kind: str, where: str) -> str | None:
-    for cond in _list(status, "conditions", where):
-        if isinstance(cond, dict) and cond.get("type") == kind:
-            return cond.get("status")
+    for cond, at in objects(status, "conditions", where):
+        if cond.get("type") == kind:
+            return text(cond, "status", at)
     return None
 
 
-def _controller(meta: Obj) -> tuple[str | None, str | None]:
-    for ref in meta.get("ownerReferences") or []:
-        if isinstance(ref, dict) and ref.get("controller"):
-            return ref.get("kind"), ref.get("name")
+def _controller(meta: Obj, where: str) -> tuple[str | None, str | None]:
+    for ref, at in objects(meta, "ownerReferences", where):
+        if flag(ref, "controller", at):
+            return text(ref, "kind", at), text(ref, "name", at)
     return None, None
 
 
 def pod_from_dict(obj: Obj) -> Pod:
     """A v1 Pod."""
-    name, meta = _name(obj, "Pod")
-    where = f"Pod {name}"
-    spec, status = _map(obj, "spec", where), _map(obj, "status", where)
-    owner_kind, owner_name = _controller(meta)
+    name, namespace, at, meta = _identity(obj, "Pod")
+    spec, status = mapping(obj, "spec", at), mapping(obj, "status", at)
+    owner_kind, owner_name = _controller(meta, f"{at}metadata")
     return Pod(
-        name=name, namespace=meta.get("namespace") or "default",
-        labels=_str_map(meta.get("labels"), f"{where}: labels"),
-        ips=_pod_ips(status, where), node_name=spec.get("nodeName"),
-        phase=status.get("phase") or "Unknown",
-        ready=_condition(status, "Ready", where) == "True",
-        containers=tuple(_container(c, f"{where}: containers[{i}]")
-                         for i, c in enumerate(_list(spec, "containers", where))),
-        container_statuses=tuple(_container_status(c, f"{where}: containerStatuses")
-                                 for c in _list(status, "containerStatuses", where)),
-        deletion_timestamp=meta.get("deletionTimestamp"),
-        creation_timestamp=meta.get("creationTimestamp"), uid=meta.get("uid"),
-        owner_kind=owner_kind, owner_name=owner_name)
+        name=name, namespace=namespace, labels=labels(meta, "labels", f"{at}metadata"),
+        ips=_pod_ips(status, f"{at}status"), node_name=text(spec, "nodeName", f"{at}spec"),
+        phase=text(status, "phase", f"{at}status", "Unknown") or "Unknown",
+        ready=_condition(status, "Ready", f"{at}status") == "True",
+        containers=tuple(_container(c, w) for c, w in objects(spec, "containers",
+                                                               f"{at}spec")),
+        container_statuses=tuple(_container_status(c, w) for c, w in
+                                 objects(status, "containerStatuses", f"{at}status")),
+        deletion_timestamp=text(meta, "deletionTimestamp", f"{at}metadata"),
+        creation_timestamp=text(meta, "creationTimestamp", f"{at}metadata"),
+        uid=text(meta, "uid", f"{at}metadata"), owner_kind=owner_kind, owner_name=owner_name)
 
 
 # --- EndpointSlice -----------------------------------------------------------------------
 
-def _conditions(raw: Obj) -> EndpointConditions:
+def _conditions(raw: Obj, where: str) -> EndpointConditions:
     # kube-proxy: nil ready/serving mean true, nil terminating means false
-    ready = raw.get("ready")
-    serving = raw.get("serving")
-    return EndpointConditions(ready=ready is None or bool(ready),
-                              serving=serving is None or bool(serving),
-                              terminating=bool(raw.get("terminating")))
+    ready, serving = flag(raw, "ready", where), flag(raw, "serving", where)
+    return EndpointConditions(ready=ready is None or ready,
+                              serving=serving is None or serving,
+                              terminating=bool(flag(raw, "terminating", where)))
 
 
-def _target_ref(raw: Any) -> TargetRef | None:
-    if not isinstance(raw, dict):
+def _target_ref(raw: Obj, where: str) -> TargetRef | None:
+    if not raw:
         return None
-    return TargetRef(kind=raw.get("kind"), name=raw.get("name"),
-                     namespace=raw.get("namespace"), uid=raw.get("uid"))
+    return TargetRef(kind=text(raw, "kind", where), name=text(raw, "name", where),
+                     namespace=text(raw, "namespace", where), uid=text(raw, "uid", where))
 
 
-def _endpoint(raw: Any, where: str) -> Endpoint:
-    if not isinstance(raw, dict):
-        raise ConversionError(f"{where}: expected an object")
-    hints = _map(raw, "hints", where)
+def _hint_names(hints: Obj, key: str, where: str) -> tuple[str, ...]:
+    return tuple(text(h, "name", at) or "" for h, at in objects(hints, key, where))
+
+
+def _endpoint(raw: Obj, where: str, address_type: str) -> Endpoint:
+    hints = mapping(raw, "hints", where)
+    addresses = strings(raw, "addresses", where)
+    if address_type in ("IPv4", "IPv6"):
+        addresses = tuple(ip(a, f"{where}.addresses[{i}]") for i, a in enumerate(addresses))
     return Endpoint(
-        addresses=tuple(str(a) for a in _list(raw, "addresses", where)),
-        conditions=_conditions(_map(raw, "conditions", where)),
-        node_name=raw.get("nodeName"), zone=raw.get("zone"), hostname=raw.get("hostname"),
-        target_ref=_target_ref(raw.get("targetRef")),
-        hints_zones=tuple(z.get("name") for z in _list(hints, "forZones", where)),
-        hints_nodes=tuple(n.get("name") for n in _list(hints, "forNodes", where)))
+        addresses=addresses,
+        conditions=_conditions(mapping(raw, "conditions", where), f"{where}.conditions"),
+        node_name=text(raw, "nodeName", where), zone=text(raw, "zone", where),
+        hostname=text(raw, "hostname", where),
+        target_ref=_target_ref(mapping(raw, "targetRef", where), f"{where}.targetRef"),
+        hints_zones=_hint_names(hints, "forZones", f"{where}.hints"),
+        hints_nodes=_hint_names(hints, "forNodes", f"{where}.hints"))
 
 
 def endpointslice_from_dict(obj: Obj) -> EndpointSlice:
     """A discovery.k8s.io/v1 EndpointSlice."""
-    name, meta = _name(obj, "EndpointSlice")
-    where = f"EndpointSlice {name}"
-    if not obj.get("addressType"):
-        raise ConversionError(f"{where}: addressType is missing")
-    labels = _str_map(meta.get("labels"), f"{where}: labels")
+    name, namespace, at, meta = _identity(obj, "EndpointSlice")
+    address_type = text(obj, "addressType", at)
+    if not address_type:
+        raise ConversionError(f"{at}addressType is missing")
+    found = labels(meta, "labels", f"{at}metadata")
     return EndpointSlice(
-        name=name, namespace=meta.get("namespace") or "default",
-        address_type=obj["addressType"],
-        endpoints=tuple(_endpoint(e, f"{where}: endpoints[{i}]")
-                        for i, e in enumerate(_list(obj, "endpoints", where))),
-        ports=tuple(EndpointPort(name=p.get("name") or None,
-                                 port=_opt_int(p.get("port"), f"{where}: ports"),
-                                 protocol=p.get("protocol") or "TCP")
-                    for p in _list(obj, "ports", where)),
-        service_name=labels.get(SERVICE_NAME_LABEL),
-        managed_by=labels.get("endpointslice.kubernetes.io/managed-by"))
+        name=name, namespace=namespace, address_type=address_type,
+        endpoints=tuple(_endpoint(e, w, address_type) for e, w in objects(obj, "endpoints",
+                                                                          at)),
+        ports=tuple(EndpointPort(name=text(p, "name", w), port=port(p, "port", w),
+                                 protocol=_protocol(p, w)) for p, w in objects(obj, "ports", at)),
+        service_name=found.get(SERVICE_NAME_LABEL),
+        managed_by=found.get("endpointslice.kubernetes.io/managed-by"))
 
 
 # --- Node --------------------------------------------------------------------------------
 
+def _node_addresses(status: Obj, where: str, kind: str) -> tuple[str, ...]:
+    out = []
+    for address, at in objects(status, "addresses", where):
+        if address.get("address") is None:
+            raise ConversionError(f"{at}.address is missing")
+        if text(address, "type", at) == kind:
+            out.append(ip(address["address"], f"{at}.address"))
+    return tuple(out)
+
+
 def node_from_dict(obj: Obj) -> Node:
     """A v1 Node."""
-    name, meta = _name(obj, "Node")
-    where = f"Node {name}"
-    spec, status = _map(obj, "spec", where), _map(obj, "status", where)
-    addresses = [a for a in _list(status, "addresses", where) if isinstance(a, dict)]
-    ready = _condition(status, "Ready", where)
-    labels = _str_map(meta.get("labels"), f"{where}: labels")
-    cidrs = _list(spec, "podCIDRs", where) or ([spec["podCIDR"]] if spec.get("podCIDR") else [])
+    name, _, at, meta = _identity(obj, "Node")
+    spec, status = mapping(obj, "spec", at), mapping(obj, "status", at)
+    ready = _condition(status, "Ready", f"{at}status")
+    found = labels(meta, "labels", f"{at}metadata")
+    cidrs = strings(spec, "podCIDRs", f"{at}spec") or \
+        ((text(spec, "podCIDR", f"{at}spec") or "",) if spec.get("podCIDR") else ())
     return Node(
         name=name,
-        internal_ips=tuple(a["address"] for a in addresses if a.get("type") == "InternalIP"),
-        external_ips=tuple(a["address"] for a in addresses if a.get("type") == "ExternalIP"),
+        internal_ips=_node_addresses(status, f"{at}status", "InternalIP"),
+        external_ips=_node_addresses(status, f"{at}status", "ExternalIP"),
         ready=None if ready is None else ready == "True",
-        pod_cidrs=tuple(cidrs), zone=labels.get(ZONE_LABEL), labels=labels)
+        pod_cidrs=tuple(cidr(c, f"{at}spec.podCIDRs[{i}]") for i, c in enumerate(cidrs)),
+        zone=found.get(ZONE_LABEL), labels=found)
 
 
 # --- Assembling a view -------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The live cluster: the only module that imports kubernetes (lazily, inside functions).
+"""The live cluster: with node_exec and lightimport, the only modules that import kubernetes
+(lazily, inside functions).
 
 Raw JSON is fetched (`_preload_content=False`) and handed to the same dict converter the
 snapshot uses; the client's own model deserialisation is slow and never used. Every error of
@@ -7,13 +8,12 @@ the client, urllib3 or the kubeconfig is translated here into a SvctraceError.
 
 from __future__ import annotations
 
-import importlib
-import importlib.abc
-import importlib.util
 import json
+import math
 import os
 import sys
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from svctrace.cluster import service_not_found
@@ -26,6 +26,17 @@ from svctrace.cluster.convert import (
     pod_from_dict,
     service_from_dict,
 )
+from svctrace.cluster.deadline import TimedOut, bounded
+from svctrace.cluster.kubeconfig import (
+    check_kubeconfig_file,
+    context_name,
+    context_names,
+    exec_stanza,
+    kubeconfig_paths,
+    user_with_credentials,
+)
+from svctrace.cluster.lightimport import import_client_light
+from svctrace.cluster.names import check_name, redact
 from svctrace.errors import ClusterError, SvctraceError
 from svctrace.model.cluster import (
     SERVICE_NAME_LABEL,
@@ -34,109 +45,18 @@ from svctrace.model.cluster import (
     selector_text,
 )
 
-LIGHT_PACKAGES = ("kubernetes", "kubernetes.client", "kubernetes.client.api",
-                  "kubernetes.client.models", "kubernetes.config")
 DEFAULT_TIMEOUT = 5.0
+# the whole command's cluster work ends within OVERALL_REQUESTS request timeouts (at least
+# OVERALL_MIN seconds): a backstop for commands that make many requests on a slow cluster
+OVERALL_REQUESTS = 12
+OVERALL_MIN = 60.0
+MAX_BODY = 512 << 20            # an API answer larger than this is not one we can use
+INSECURE = ("insecure-skip-tls-verify is set: the API server's certificate is not checked")
 NEAR_MISS_POD_LIMIT = 2000      # pods read from the namespace when a selector matches none
 NEEDED = "explain needs get/list on services, endpointslices, pods and nodes"
 SA_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 API_VERSIONS = {"services": ("v1", "Service"), "pods": ("v1", "Pod"), "nodes": ("v1", "Node"),
                 "endpointslices": ("discovery.k8s.io/v1", "EndpointSlice")}
-
-
-_light_import_running = False
-_completers: dict[str, Any] = {}
-LIGHT_MODULES = ("kubernetes.client.api_client", "kubernetes.client.configuration",
-                 "kubernetes.client.exceptions", "kubernetes.client.api.core_v1_api",
-                 "kubernetes.client.api.discovery_v1_api", "kubernetes.client.api.version_api",
-                 "kubernetes.config.config_exception", "kubernetes.config.kube_config",
-                 "kubernetes.config.incluster_config")
-
-
-def import_client_light() -> None:
-    """Import only the parts of the kubernetes client that svctrace uses.
-
-    The package __init__ files of kubernetes 36.0.3 import every API class and all 767
-    models (about 200 ms, a third of explain's time budget), though raw JSON needs none of
-    them. The packages are registered as stubs that run their real __init__ as soon as
-    anything else is asked of them (a missing attribute, or another kubernetes submodule),
-    so `from kubernetes import client; client.V1Pod` or `import kubernetes.stream` still work
-    afterwards in the same process. A no-op when kubernetes is already imported.
-    """
-    global _light_import_running
-    if "kubernetes" in sys.modules:
-        return
-    _light_import_running = True
-    try:
-        for name in LIGHT_PACKAGES:
-            _stub_package(name)
-        from kubernetes.client.api_client import ApiClient
-        from kubernetes.client.configuration import Configuration
-        client = sys.modules["kubernetes.client"]
-        # what kubernetes.config.kube_config takes from the package
-        client.ApiClient = ApiClient  # type: ignore[attr-defined]
-        client.Configuration = Configuration  # type: ignore[attr-defined]
-        for name in LIGHT_MODULES:
-            importlib.import_module(name)
-    finally:
-        _light_import_running = False
-    sys.meta_path.insert(0, _CompleteFirst())
-
-
-def _stub_package(name: str) -> None:
-    spec = importlib.util.find_spec(name)
-    if spec is None or spec.loader is None:
-        return
-    module = importlib.util.module_from_spec(spec)
-    done = False
-
-    def complete() -> None:
-        nonlocal done
-        if not done:
-            done = True
-            spec.loader.exec_module(module)  # type: ignore[union-attr]  # the real __init__
-
-    def missing(attr: str) -> Any:        # PEP 562: called only for missing attributes
-        if _light_import_running and importlib.util.find_spec(f"{name}.{attr}") is not None:
-            return importlib.import_module(f"{name}.{attr}")     # a submodule: just that
-        if done or attr in ("__warningregistry__", "__wrapped__"):
-            raise AttributeError(f"module {name!r} has no attribute {attr!r}")
-        complete()
-        return getattr(module, attr)
-
-    module.__getattr__ = missing  # type: ignore[method-assign]
-    _completers[name] = complete
-    sys.modules[name] = module
-    parent, _, child = name.rpartition(".")
-    if parent:
-        setattr(sys.modules[parent], child, module)
-
-
-class _CompleteFirst(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Before any other kubernetes submodule is imported, run the real `kubernetes/__init__`
-    (as a normal import would have), then stand aside."""
-
-    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
-        if _light_import_running or not fullname.startswith("kubernetes."):
-            return None
-        sys.meta_path.remove(self)
-        _completers["kubernetes"]()
-        if fullname in sys.modules:          # the package's __init__ imported it already
-            return importlib.util.spec_from_loader(fullname, self)
-        return None
-
-    def create_module(self, spec: Any) -> Any:
-        return sys.modules[spec.name]
-
-    def exec_module(self, module: Any) -> None:
-        pass
-
-
-def kubeconfig_paths(kubeconfig: str | None) -> list[str]:
-    """The kubeconfig files kubectl would read: --kubeconfig, else KUBECONFIG (several files
-    separated by ':'), else ~/.kube/config."""
-    raw = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
-    return [os.path.expanduser(p) for p in raw.split(os.pathsep) if p]
 
 
 @dataclass
@@ -148,6 +68,8 @@ class Connection:
     context: str | None
     namespace: str
     timeout: float
+    deadline: float = math.inf            # time.monotonic() by which everything must end
+    notes: list[str] = field(default_factory=list)
 
     # --- requests ------------------------------------------------------------------------
 
@@ -156,9 +78,14 @@ class Connection:
         """Run one API call and return its JSON body; None when its status is in `allow`."""
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
+        seconds = self.budget()
         try:
-            resp = call(*args, _preload_content=False, _request_timeout=self.timeout, **kwargs)
-            return json.loads(resp.data)
+            with bounded(seconds):
+                resp = call(*args, _preload_content=False, _request_timeout=seconds, **kwargs)
+                data = read_body(resp, f"{verb} {resource}", self.server)
+            return json.loads(data)
+        except TimedOut:
+            raise self.timeout_error(seconds) from None
         except ApiException as err:
             if err.status in allow:
                 return None
@@ -192,14 +119,35 @@ class Connection:
                                 "check certificate-authority(-data) of the cluster in the "
                                 "kubeconfig")
         if "timed out" in text.lower() or "Timeout" in text:
-            return ClusterError(f"the API server at {self.server} did not answer within "
-                                f"{self.timeout:g}s", "check the network, or raise "
-                                "--request-timeout")
+            return self.timeout_error(self.timeout)
         if "refused" in text.lower():
             return ClusterError(f"cannot reach the API server at {self.server}: connection "
                                 "refused", "is the cluster running? check the context's server")
         return ClusterError(f"cannot reach the API server at {self.server}: "
                             f"{type(getattr(err, 'reason', None) or err).__name__}")
+
+    def timeout_error(self, seconds: float) -> ClusterError:
+        """The error of a request that did not end within `seconds`."""
+        if seconds < self.timeout:
+            return self.overall_error()
+        return ClusterError(f"the API server at {self.server} did not answer within "
+                            f"{seconds:g}s", "check the network, or raise --request-timeout")
+
+    # --- the time budget ---------------------------------------------------------------
+
+    def budget(self) -> float:
+        """Seconds the next request may take: the request timeout, or less when the overall
+        deadline is nearer; ClusterError when nothing is left."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise self.overall_error()
+        return min(self.timeout, left)
+
+    def overall_error(self) -> ClusterError:
+        return ClusterError(f"the cluster work did not end within its overall limit (the API "
+                            f"server at {self.server})", "the limit is "
+                            f"{OVERALL_REQUESTS} times --request-timeout, at least "
+                            f"{OVERALL_MIN:g}s: raise --request-timeout")
 
     # --- what explain and snapshot need --------------------------------------------------
 
@@ -211,6 +159,8 @@ class Connection:
         """LIST one resource (in a namespace, or everywhere when None); items get their
         apiVersion/kind back (the API leaves them out of list items)."""
         api_version, kind = API_VERSIONS[resource]
+        if namespace:
+            check_name("namespace", namespace)
         body = self.request("list", resource, namespace, self._list_call(resource, namespace),
                             *([namespace] if namespace else []), **kwargs)
         return [{"apiVersion": api_version, "kind": kind, **item}
@@ -255,10 +205,12 @@ class Connection:
                 notes.append("nodes are not readable (403): node readiness and the traffic-"
                              "policy checks use only the nodes seen on pods and endpoints")
         return assemble_view(svc, [_convert(endpointslice_from_dict, s) for s in slices],
-                             pod_objs, nodes, source="live", notes=tuple(notes))
+                             pod_objs, nodes, source="live", notes=(*self.notes, *notes))
 
     def read_service_raw(self, name: str, namespace: str) -> dict[str, Any]:
         """GET one Service as a dict; NotFoundError with near names when it does not exist."""
+        check_name("Service", name)
+        check_name("namespace", namespace)
         raw = self.request("get", "services", namespace, self.core().read_namespaced_service,
                            name, namespace, allow=(404,))
         if raw is None:
@@ -282,6 +234,24 @@ class Connection:
         return service_not_found(name, namespace, here, spaces)
 
 
+def read_body(resp: Any, what: str, server: str, limit: int = MAX_BODY) -> bytes:
+    """The body of a response, read in pieces up to `limit` bytes."""
+    chunks, size = [], 0
+    while chunk := resp.read(1 << 20):
+        size += len(chunk)
+        if size > limit:
+            resp.release_conn()
+            raise ClusterError(f"the API server at {server} sent more than {limit >> 20} MiB "
+                               f"for {what}; refused")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def overall_deadline(timeout: float) -> float:
+    """The time.monotonic() by which a command's cluster work must end."""
+    return time.monotonic() + max(OVERALL_MIN, OVERALL_REQUESTS * timeout)
+
+
 def _convert(converter: Any, raw: Any) -> Any:
     try:
         return converter(raw)
@@ -290,14 +260,17 @@ def _convert(converter: Any, raw: Any) -> Any:
 
 
 def connect(kubeconfig: str | None = None, context: str | None = None,
-            timeout: float = DEFAULT_TIMEOUT) -> Connection:
+            timeout: float = DEFAULT_TIMEOUT, deadline: float | None = None) -> Connection:
     """A Connection as kubectl would make it: kubeconfig files and context, or the in-cluster
-    service account when there is no kubeconfig and we run in a pod."""
+    service account when there is no kubeconfig and we run in a pod. `deadline` (a
+    time.monotonic() value, e.g. overall_deadline(timeout)) ends the whole of its work; None:
+    only each request is bounded (doctor's work grows with the cluster)."""
+    deadline = math.inf if deadline is None else deadline
     import_client_light()
     paths = kubeconfig_paths(kubeconfig)
     existing = [p for p in paths if os.path.isfile(p)]
     if not existing and not kubeconfig and os.environ.get("KUBERNETES_SERVICE_HOST"):
-        return _in_cluster(timeout)
+        return _in_cluster(timeout, deadline)
     if not existing:
         raise ClusterError(f"no kubeconfig found (looked at {', '.join(paths)})",
                            "set KUBECONFIG or pass --kubeconfig, or read objects from a file "
@@ -306,51 +279,53 @@ def connect(kubeconfig: str | None = None, context: str | None = None,
     from kubernetes.config.config_exception import ConfigException
     from kubernetes.config.kube_config import KubeConfigLoader
     merged = _merged_kubeconfig(existing)
-    name = _context_name(merged, context)
+    name = context_name(merged, context)
+    _run_exec_plugin(merged, name, min(timeout, deadline - time.monotonic()))
     try:
         loader = KubeConfigLoader(config_dict=merged, active_context=name)
         cfg = Configuration()
         loader.load_and_set(cfg)
     except (ConfigException, ValueError, KeyError, TypeError, OSError) as err:
-        raise ClusterError(f"kubeconfig context {name!r} is unusable: {err}") from None
+        raise ClusterError(redact(f"kubeconfig context {name!r} is unusable: {err}")) from None
     ctx = (loader.current_context or {}).get("context") or {}
-    return _connection(cfg, name, ctx.get("namespace") or "default", timeout)
+    return _connection(cfg, name, ctx.get("namespace") or "default", timeout, deadline)
 
 
 def _merged_kubeconfig(paths: list[str]) -> Any:
     from kubernetes.config.config_exception import ConfigException
     from kubernetes.config.kube_config import KubeConfigMerger
+    for path in paths:
+        check_kubeconfig_file(path)
     try:
         return KubeConfigMerger(os.pathsep.join(paths)).config
     except (ConfigException, OSError, ValueError) as err:
-        raise ClusterError(f"kubeconfig {', '.join(paths)} is not readable: "
-                           f"{str(err).splitlines()[0]}") from None
+        raise ClusterError(redact(f"kubeconfig {', '.join(paths)} is not readable: "
+                                  f"{str(err).splitlines()[0]}")) from None
     except Exception as err:  # yaml.YAMLError and friends: a broken file, not our bug
         raise ClusterError(f"kubeconfig {', '.join(paths)} is not valid YAML "
                            f"({type(err).__name__})") from None
 
 
-def context_names(merged: Any) -> list[str]:
-    """The context names of a merged kubeconfig."""
-    value = merged.value if hasattr(merged, "value") else merged
-    contexts = [getattr(c, "value", c) for c in value.get("contexts") or []]
-    return sorted(str(c.get("name")) for c in contexts if isinstance(c, dict))
+def _run_exec_plugin(merged: Any, context: str, seconds: float) -> None:
+    """When the context's user has an `exec` credential plugin, run it (bounded, see
+    credentials.py) and put what it answers in place of the stanza, so that the client
+    never runs the plugin itself."""
+    from kubernetes.config.kube_config import ConfigNode
+
+    from svctrace.cluster.credentials import run_exec_plugin
+    found = exec_stanza(merged.value, context)
+    if found is None:
+        return
+    index, plugin, entry, path = found
+    if seconds <= 0:
+        raise ClusterError(f"{plugin.label} was not run: no time left")
+    users = merged.value["users"]
+    users[index] = ConfigNode(getattr(users[index], "name", ""),
+                              user_with_credentials(entry, run_exec_plugin(plugin, seconds)),
+                              path)
 
 
-def _context_name(merged: Any, context: str | None) -> str:
-    value = merged.value if hasattr(merged, "value") else merged
-    names = context_names(merged)
-    name = context or value.get("current-context")
-    if not name:
-        raise ClusterError("the kubeconfig has no current-context",
-                           f"choose one with --context ({', '.join(names) or 'none defined'})")
-    if name not in names:
-        raise ClusterError(f'context "{name}" not found in the kubeconfig',
-                           f"contexts: {', '.join(names) or 'none defined'}")
-    return name
-
-
-def _in_cluster(timeout: float) -> Connection:
+def _in_cluster(timeout: float, deadline: float) -> Connection:
     from kubernetes.client.configuration import Configuration
     from kubernetes.config.config_exception import ConfigException
     from kubernetes.config.incluster_config import load_incluster_config
@@ -358,38 +333,76 @@ def _in_cluster(timeout: float) -> Connection:
     try:
         load_incluster_config(client_configuration=cfg)
     except ConfigException as err:
-        raise ClusterError(f"in-cluster configuration is unusable: {err}") from None
+        raise ClusterError(redact(f"in-cluster configuration is unusable: {err}")) from None
     try:
         with open(SA_NAMESPACE, encoding="utf-8") as f:
             namespace = f.read().strip() or "default"
     except OSError:
         namespace = "default"
-    return _connection(cfg, None, namespace, timeout)
+    return _connection(cfg, None, namespace, timeout, deadline)
 
 
-def _connection(cfg: Any, context: str | None, namespace: str, timeout: float) -> Connection:
+def _connection(cfg: Any, context: str | None, namespace: str, timeout: float,
+                deadline: float) -> Connection:
     from kubernetes.client.api_client import ApiClient
     cfg.retries = 0          # one try: a timeout must take --request-timeout, not 4 times it
-    return Connection(ApiClient(configuration=cfg), cfg.host, context, namespace, timeout)
+    conn = Connection(ApiClient(configuration=cfg), redact(cfg.host), context, namespace,
+                      timeout, deadline)
+    _library_warnings_as_notes()
+    if not cfg.verify_ssl:
+        conn.notes.append(INSECURE)
+    return conn
+
+
+def _library_warnings_as_notes() -> None:
+    """urllib3's InsecureRequestWarning (two per request) is replaced by the INSECURE note;
+    any other warning of the libraries becomes one `svctrace: warning:` line, once."""
+    import warnings
+
+    from urllib3.exceptions import InsecureRequestWarning
+    warnings.filterwarnings("ignore", category=InsecureRequestWarning)
+    if getattr(warnings.showwarning, "svctrace", False):
+        return
+    previous, seen = warnings.showwarning, set()
+
+    def show(message: Any, category: Any, filename: str, lineno: int, file: Any = None,
+             line: Any = None) -> None:
+        if not any(f"{os.sep}{lib}{os.sep}" in filename
+                   for lib in ("urllib3", "kubernetes", "websocket")):
+            previous(message, category, filename, lineno, file, line)
+            return
+        text = (str(message).strip().splitlines() or [category.__name__])[0]
+        if text not in seen:
+            seen.add(text)
+            sys.stderr.write(f"svctrace: warning: {redact(text)[:200]}\n")
+    show.svctrace = True  # type: ignore[attr-defined]
+    warnings.showwarning = show
 
 
 def load_live_view(name: str, namespace: str | None, context: str | None,
-                   kubeconfig: str | None, timeout: float = DEFAULT_TIMEOUT) -> ServiceView:
+                   kubeconfig: str | None, timeout: float = DEFAULT_TIMEOUT,
+                   deadline: float | None = None) -> ServiceView:
     """The ServiceView of one Service from the live cluster (namespace None: the context's)."""
-    conn = connect(kubeconfig, context, timeout)
+    check_name("Service", name)
+    if namespace:
+        check_name("namespace", namespace)
+    conn = connect(kubeconfig, context, timeout, deadline)
     return conn.fetch_service_view(name, namespace or conn.namespace)
 
 
 def list_names(kind: str, namespace: str | None = None, context: str | None = None,
                kubeconfig: str | None = None, timeout: float = 1.0) -> list[str]:
     """Names for shell completion: kind is services (in `namespace`, else the context's),
-    namespaces, contexts or nodes. Never raises: returns [] when they cannot be read."""
+    namespaces, contexts or nodes. Never raises: returns [] when they cannot be read. All
+    of it, a credential plugin included, ends within 80 % of `timeout`: a plugin is stopped
+    and reaped before the caller (which may os._exit) gives up."""
+    deadline = time.monotonic() + timeout * 0.8
     import_client_light()
     try:
         if kind == "contexts":
             existing = [p for p in kubeconfig_paths(kubeconfig) if os.path.isfile(p)]
             return context_names(_merged_kubeconfig(existing)) if existing else []
-        conn = connect(kubeconfig, context, timeout)
+        conn = connect(kubeconfig, context, timeout, deadline)
         if kind == "services":
             items = conn.list_raw("services", namespace or conn.namespace)
         elif kind in ("nodes", "namespaces"):

@@ -1,6 +1,12 @@
 """`--node NAME`: read a node's rules by running iptables-save in the kube-proxy pod on that node,
-through the API's exec (channel.k8s.io over a websocket). Read only: the command run is
-iptables-save, nothing else; no pod is created.
+through the API's exec (channel.k8s.io over a websocket). Read only: the commands run are
+iptables-save and, for a node in nftables mode, `nft -j list ruleset` (`nft list ruleset` where
+nft has no JSON), nothing else; no pod is created.
+
+nftables mode is recognised from what comes back: iptables-save shows no KUBE-SERVICES chain,
+or the pod's command line says `--proxy-mode=nftables`. A node in nftables mode whose
+iptables-save still shows KUBE-SERVICES (a mode switch that left them behind) gets both, as
+`iptables-save` followed by `nft list ruleset` (RULES-MODE-SPLIT).
 
 Only with `--debug-pod IMAGE`, and only when the node has no running kube-proxy pod, a
 short-lived privileged pod is created on the node from IMAGE (in kube-system, labelled
@@ -21,12 +27,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from svctrace.cluster.deadline import TimedOut, bounded
 from svctrace.cluster.live import Connection
+from svctrace.cluster.names import check_name, redact
 from svctrace.errors import ClusterError, RulesError
 
 KUBE_PROXY_NAMESPACE = "kube-system"
 KUBE_PROXY_SELECTOR = "k8s-app=kube-proxy"
 SAVE_COMMAND = ("iptables-save",)
+NFT_JSON_COMMAND = ("nft", "-j", "list", "ruleset")
+NFT_TEXT_COMMAND = ("nft", "list", "ruleset")
 
 DEBUG_POD_PREFIX = "svctrace-debug-"
 DEBUG_POD_LABELS = {"app.kubernetes.io/managed-by": "svctrace"}
@@ -47,22 +57,42 @@ def find_kube_proxy_pod(conn: Connection, node: str) -> str:
     pod = _kube_proxy_pod(conn, node)
     if pod is None:
         raise _no_kube_proxy_pod(node)
-    return pod
+    return str(pod["metadata"]["name"])
 
 
-def _kube_proxy_pod(conn: Connection, node: str) -> str | None:
+def _kube_proxy_pod(conn: Connection, node: str) -> dict[str, Any] | None:
+    check_name("node", node)
     pods = conn.list_raw("pods", KUBE_PROXY_NAMESPACE, field_selector=f"spec.nodeName={node}")
-    return choose_kube_proxy_pod(pods)
+    return _running_kube_proxy(pods)
 
 
 def choose_kube_proxy_pod(pods: list[dict[str, Any]]) -> str | None:
-    """Of one node's kube-system pods, the running kube-proxy one (by label, then by name)."""
+    """Of one node's kube-system pods, the running kube-proxy one's name (by label, then by
+    name)."""
+    chosen = _running_kube_proxy(pods)
+    return str(chosen["metadata"]["name"]) if chosen else None
+
+
+def _running_kube_proxy(pods: list[dict[str, Any]]) -> dict[str, Any] | None:
     running = [p for p in pods if (p.get("status") or {}).get("phase") == "Running"]
     labelled = [p for p in running
                 if (p.get("metadata", {}).get("labels") or {}).get("k8s-app") == "kube-proxy"]
     named = [p for p in running if p.get("metadata", {}).get("name", "").startswith("kube-proxy")]
     chosen = labelled or named
-    return str(chosen[0]["metadata"]["name"]) if chosen else None
+    return chosen[0] if chosen else None
+
+
+def proxy_mode(pod: dict[str, Any]) -> str | None:
+    """`--proxy-mode` from the kube-proxy pod's command line (None: not given there, e.g. set
+    in its config file)."""
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        words = [str(w) for w in (container.get("command") or []) + (container.get("args") or [])]
+        for i, word in enumerate(words):
+            if word.startswith("--proxy-mode="):
+                return word.split("=", 1)[1]
+            if word == "--proxy-mode" and i + 1 < len(words):
+                return words[i + 1]
+    return None
 
 
 def _no_kube_proxy_pod(node: str) -> RulesError:
@@ -84,15 +114,48 @@ def read_rules_through_exec(conn: Connection, node: str,
         if not debug_image:
             raise _no_kube_proxy_pod(node)
         return read_rules_in_debug_pod(conn, node, debug_image)
-    return save_rules_in_pod(conn, pod, node)
+    name = str(pod["metadata"]["name"])
+    return save_rules_in_pod(conn, name, node, proxy_mode(pod) == "nftables")
 
 
-def save_rules_in_pod(conn: Connection, pod: str, node: str) -> tuple[str, str]:
-    """(iptables-save text, source description) read from kube-proxy pod `pod` on `node`."""
-    stdout, stderr, status = _exec(conn, pod, list(SAVE_COMMAND))
+def save_rules_in_pod(conn: Connection, pod: str, node: str,
+                      nftables: bool = False) -> tuple[str, str]:
+    """(rules text, source description) read from kube-proxy pod `pod` on `node`."""
     where = f"{KUBE_PROXY_NAMESPACE}/{pod} on node {node}"
-    return _saved_rules(stdout, stderr, status, where, "is kube-proxy running in iptables "
-                        "mode there?"), f"iptables-save in {where}"
+    text, ran = read_rules_in_pod(conn, pod, where, nftables)
+    return text, f"{ran} in {where}"
+
+
+def read_rules_in_pod(conn: Connection, pod: str, where: str,
+                      nftables: bool = False) -> tuple[str, str]:
+    """(rules text, the commands that printed it) from `pod`: iptables-save, and nft when
+    iptables-save shows no kube-proxy chains or `nftables` says the pod runs that mode."""
+    stdout, stderr, status = _exec(conn, pod, list(SAVE_COMMAND))
+    iptables_ok = _succeeded(status) and ":KUBE-SERVICES " in stdout
+    if iptables_ok and not nftables:
+        return stdout, "iptables-save"
+    nft = _nft_ruleset(conn, pod, text_only=iptables_ok)
+    if nft is not None and (iptables_ok or "kube-proxy" in nft[0] or not stdout.strip()):
+        if iptables_ok:             # both modes' rules: the form detect.py reads as a split
+            return stdout + nft[0], f"iptables-save and {nft[1]}"
+        return nft
+    return _saved_rules(stdout, stderr, status, where, "is kube-proxy running there in "
+                        "iptables mode or nftables mode? neither iptables-save nor nft showed "
+                        "its rules"), "iptables-save"
+
+
+def _nft_ruleset(conn: Connection, pod: str, text_only: bool) -> tuple[str, str] | None:
+    """(ruleset, command) from `nft -j list ruleset`, else `nft list ruleset`; None when nft
+    is missing or printed nothing."""
+    for command in ((NFT_TEXT_COMMAND,) if text_only else (NFT_JSON_COMMAND, NFT_TEXT_COMMAND)):
+        stdout, _, status = _exec(conn, pod, list(command))
+        if _succeeded(status) and stdout.strip():
+            return stdout, " ".join(command)
+    return None
+
+
+def _succeeded(status: dict | None) -> bool:
+    return status is None or status.get("status") == "Success"
 
 
 def own_connection(conn: Connection, timeout: float) -> Connection:
@@ -101,7 +164,7 @@ def own_connection(conn: Connection, timeout: float) -> Connection:
     from kubernetes.client.api_client import ApiClient
 
     return Connection(ApiClient(configuration=conn.api_client.configuration), conn.server,
-                      conn.context, conn.namespace, timeout)
+                      conn.context, conn.namespace, timeout, conn.deadline)
 
 
 def _saved_rules(stdout: str, stderr: str, status: dict | None, where: str,
@@ -163,6 +226,7 @@ def read_rules_in_debug_pod(conn: Connection, node: str, image: str,
     name = debug_pod_name(node)
     where = f"debug pod {KUBE_PROXY_NAMESPACE}/{name} on node {node}"
     deleted = False
+    conn.deadline += wait                    # waiting for it to start is not the cluster's fault
     with _Interrupts() as interrupts:
         may_exist = True                     # from the POST on, unless it was refused
         try:
@@ -173,15 +237,13 @@ def read_rules_in_debug_pod(conn: Connection, node: str, image: str,
                 raise
             interrupts.check()
             _wait_running(conn, name, where, image, wait, interrupts)
-            stdout, stderr, status = _exec(conn, name, list(SAVE_COMMAND))
+            text, ran = read_rules_in_pod(conn, name, where)
             interrupts.check()
         finally:
             if may_exist:
                 deleted = _delete_debug_pod(conn, name)
-    text = _saved_rules(stdout, stderr, status, where,
-                        "is the node's kube-proxy in iptables mode?")
     state = "deleted" if deleted else "NOT deleted: delete it by hand"
-    return text, f"iptables-save in {where} ({state})"
+    return text, f"{ran} in {where} ({state})"
 
 
 def _create_debug_pod(conn: Connection, name: str, node: str, image: str) -> None:
@@ -191,11 +253,15 @@ def _create_debug_pod(conn: Connection, name: str, node: str, image: str) -> Non
     from urllib3.exceptions import HTTPError
 
     ns = KUBE_PROXY_NAMESPACE
+    seconds = conn.budget()
     try:
-        resp = conn.core().create_namespaced_pod(ns, debug_pod_manifest(name, node, image),
-                                                 _preload_content=False,
-                                                 _request_timeout=conn.timeout)
-        resp.read()                                  # the connection can be reused
+        with bounded(seconds):
+            resp = conn.core().create_namespaced_pod(ns, debug_pod_manifest(name, node, image),
+                                                     _preload_content=False,
+                                                     _request_timeout=seconds)
+            resp.read()                              # the connection can be reused
+    except TimedOut:                         # no answer in time: it may have been created
+        raise conn.timeout_error(seconds) from None
     except ApiException as err:
         if err.status == 0:                  # no answer: it may have been created
             raise conn._transport_error(err) from None
@@ -302,10 +368,11 @@ def _delete_debug_pod(conn: Connection, name: str) -> bool:
         core = CoreV1Api(ApiClient(configuration=conn.api_client.configuration))
         for _ in range(2):
             try:
-                resp = core.delete_namespaced_pod(name, ns, grace_period_seconds=0,
-                                                  _preload_content=False,
-                                                  _request_timeout=conn.timeout)
-                resp.read()                          # the connection can be reused
+                with bounded(conn.timeout):      # the request timeout, never the deadline
+                    resp = core.delete_namespaced_pod(name, ns, grace_period_seconds=0,
+                                                      _preload_content=False,
+                                                      _request_timeout=conn.timeout)
+                    resp.read()                      # the connection can be reused
                 return True
             except ApiException as err:
                 if err.status == 404:            # gone already
@@ -397,19 +464,30 @@ def _exec(conn: Connection, pod: str, command: list[str]) -> tuple[str, str, dic
     from websocket import WebSocketException
 
     where = f"{KUBE_PROXY_NAMESPACE}/{pod}"
+    seconds = conn.budget()
     try:
         # binary: frames are decoded once at the end, not one by one (a frame boundary may
         # split a UTF-8 character of a rule comment)
-        resp = stream(conn.core().connect_get_namespaced_pod_exec, pod, KUBE_PROXY_NAMESPACE,
-                      command=command, stdin=False, stdout=True, stderr=True, tty=False,
-                      binary=True, _preload_content=False, _request_timeout=conn.timeout)
+        with bounded(seconds):                   # connect, TLS and the upgrade
+            resp = stream(conn.core().connect_get_namespaced_pod_exec, pod,
+                          KUBE_PROXY_NAMESPACE, command=command, stdin=False, stdout=True,
+                          stderr=True, tty=False, binary=True, _preload_content=False,
+                          _request_timeout=seconds)
+    except TimedOut:
+        raise ClusterError(f"exec in {where}: the API server did not start it within "
+                           f"{seconds:g}s", "check the network, or raise --request-timeout"
+                           ) from None
     except (ApiException, WebSocketException, OSError, AttributeError) as err:
         # The client's websocket_call turns every failure, a refused upgrade (403…) included,
         # into ApiException(status=0) without a body, on which ApiClient then fails with
         # AttributeError; the handshake's status and Status body are in the exception chain.
         raise _exec_error(err, where) from None
     try:
-        return _collect(resp, conn.timeout, where)
+        with bounded(conn.deadline - time.monotonic()):      # the output: until the deadline
+            return _collect(resp, conn.timeout, where)
+    except TimedOut:
+        resp.close(timeout=0)
+        raise conn.overall_error() from None
     except (WebSocketException, OSError) as err:
         raise ClusterError(f"exec in {where} failed: the connection was lost "
                            f"({type(err).__name__})") from None
@@ -438,7 +516,7 @@ def _exec_error(err: BaseException, where: str) -> ClusterError:
         message = _status_message(body)
         return ClusterError(f"exec in {where} failed: the API server answered {status}"
                             + (f": {message}" if message else ""))
-    text = str(chain[-1]).strip().splitlines()
+    text = redact(str(chain[-1])).strip().splitlines()
     return ClusterError(f"exec in {where} failed: {type(chain[-1]).__name__}"
                         + (f": {text[0]}" if text else ""))
 

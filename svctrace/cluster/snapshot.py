@@ -8,6 +8,7 @@ top-level `svctrace` key recording the cluster version, capture time and namespa
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 from svctrace.cluster import service_not_found
@@ -21,7 +22,7 @@ from svctrace.cluster.convert import (
 )
 from svctrace.errors import SnapshotError, UsageError
 from svctrace.inputs import DEFAULT_MAX_INPUT, SNAPSHOT_INPUT, decode_input, read_input
-from svctrace.model.cluster import ClusterState, ServiceView
+from svctrace.model.cluster import ClusterState, Service, ServiceView
 
 SNAPSHOT_KEY = "svctrace"           # the key `svctrace snapshot` adds to the List
 SNAPSHOT_FORMAT = 1
@@ -44,7 +45,7 @@ def parse_snapshot(text: str, source: str) -> ClusterState:
     by_kind: dict[str, list[Any]] = {kind: [] for kind in CONVERTERS}
     for index, item in enumerate(items):
         kind = item.get("kind")
-        if kind in CONVERTERS:
+        if isinstance(kind, str) and kind in CONVERTERS:
             by_kind[kind].append(_convert(kind, item, source, index))
     if not by_kind["Service"]:
         raise SnapshotError(f"{source}: no Service objects in the snapshot",
@@ -63,9 +64,16 @@ def _documents(text: str, source: str) -> list[Any]:
             return [json.loads(text)]
         except json.JSONDecodeError as err:
             raise SnapshotError(f"{source}:{err.lineno}: invalid JSON: {err.msg}") from None
+        except RecursionError:
+            raise SnapshotError(f"{source}: invalid JSON: nested too deeply") from None
     import yaml
+
+    from svctrace.cluster.yamlsafe import YamlRefused, load_yaml_documents
     try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        docs = [d for d in load_yaml_documents(text) if d is not None]
+    except YamlRefused as err:
+        raise SnapshotError(err.located(source), "a snapshot written by kubectl or svctrace "
+                            "has neither") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
@@ -83,11 +91,12 @@ def _items(documents: list[Any], source: str) -> tuple[list[dict[str, Any]], dic
         if isinstance(doc, list):
             items.extend(_flatten(doc, None, source))
         elif isinstance(doc, dict) and isinstance(doc.get("items"), list):
-            kind = doc.get("kind") or ""
-            item_kind = kind[:-4] if kind.endswith("List") and kind != "List" else None
+            kind = doc.get("kind")
+            item_kind = kind[:-4] if isinstance(kind, str) and kind.endswith("List") \
+                and kind != "List" else None
             items.extend(_flatten(doc["items"], item_kind, source))
             if isinstance(doc.get(SNAPSHOT_KEY), dict):
-                meta = doc[SNAPSHOT_KEY]
+                meta = _meta(doc[SNAPSHOT_KEY], source)
         elif isinstance(doc, dict) and doc.get("kind"):
             items.append(doc)
         else:
@@ -96,15 +105,32 @@ def _items(documents: list[Any], source: str) -> tuple[list[dict[str, Any]], dic
     return items, meta
 
 
+def _meta(raw: dict[str, Any], source: str) -> dict[str, Any]:
+    """The `svctrace` key of a snapshot: its strings, checked."""
+    for key in ("clusterVersion", "capturedAt", "namespace"):
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            raise SnapshotError(f"{source}: {SNAPSHOT_KEY}.{key}: expected a string, got "
+                                f"{type(raw[key]).__name__}")
+    return raw
+
+
 def _flatten(raw: list[Any], item_kind: str | None, source: str) -> list[dict[str, Any]]:
+    """The objects of `items`, nested Lists opened (iteratively: nesting is not bounded)."""
     out = []
-    for index, item in enumerate(raw):
+    pending: list[tuple[str, Any, str | None]] = [
+        (f"items[{i}]", item, item_kind) for i, item in reversed(list(enumerate(raw)))]
+    while pending:
+        where, item, kind = pending.pop()
         if not isinstance(item, dict):
-            raise SnapshotError(f"{source}: items[{index}] is not an object")
-        if item_kind and not item.get("kind"):
-            item = {**item, "kind": item_kind}   # typed lists (ServiceList) omit item kinds
-        if item.get("kind") == "List" or isinstance(item.get("items"), list):
-            out.extend(_flatten(item.get("items") or [], None, source))
+            raise SnapshotError(f"{source}: {where} is not an object")
+        if kind and not item.get("kind"):
+            item = {**item, "kind": kind}       # typed lists (ServiceList) omit item kinds
+        inner = item.get("items")
+        if item.get("kind") == "List" or isinstance(inner, list):
+            if not isinstance(inner, list | None):
+                raise SnapshotError(f"{source}: {where}.items: expected a list")
+            pending.extend((f"{where}.items[{i}]", sub, None)
+                           for i, sub in reversed(list(enumerate(inner or []))))
         else:
             out.append(item)
     return out
@@ -123,6 +149,11 @@ def view_from_snapshot(state: ClusterState, name: str, namespace: str | None) ->
     matches = state.find_services(name, namespace)
     if not matches:
         raise _not_found(state, name, namespace)
+    twice = _duplicated_namespace(matches)
+    if twice:
+        raise UsageError(f"the snapshot has {twice[1]} Services named {name!r} in namespace "
+                         f"{twice[0]!r}", "a namespace holds one Service of a name: the "
+                         "snapshot was assembled from more than one capture, or edited")
     if len(matches) > 1:
         spaces = ", ".join(sorted(s.namespace for s in matches))
         raise UsageError(f"service {name!r} is in several namespaces of the snapshot ({spaces})",
@@ -130,6 +161,12 @@ def view_from_snapshot(state: ClusterState, name: str, namespace: str | None) ->
     service = matches[0]
     return assemble_view(service, state.slices, state.pods, state.nodes,
                          source=state.source, observed_at=state.captured_at)
+
+
+def _duplicated_namespace(services: list[Service]) -> tuple[str, int] | None:
+    """(namespace, count) of the first namespace holding more than one of `services`."""
+    counts = Counter(s.namespace for s in services)
+    return next(((ns, n) for ns, n in sorted(counts.items()) if n > 1), None)
 
 
 def _not_found(state: ClusterState, name: str, namespace: str | None) -> Exception:

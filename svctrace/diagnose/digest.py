@@ -19,6 +19,7 @@ from typing import Any
 
 from svctrace.diagnose.expect import ExpectedPort
 from svctrace.model.kubeproxy import ServiceChains
+from svctrace.model.nftables import ModeSplit, NftRuleset
 from svctrace.model.ruleset import Ruleset
 from svctrace.rules.kubeproxy import chain_hash, map_services
 
@@ -32,6 +33,24 @@ def node_digest(ruleset: Ruleset, node: str | None,
     the API) names service ports whose rules carry no comment (above 1,000 endpoints)."""
     mode = "iptables" + (f" ({_backend(ruleset.backend)})" if ruleset.backend else "")
     return digest_of_chains(map_services(ruleset, names), node, mode, ruleset.source)
+
+
+def rules_digest(rules: Ruleset | NftRuleset | ModeSplit, node: str | None,
+                 names: Mapping[str, str] | None = None) -> dict[str, Any] | None:
+    """The digest of a node's rules in whichever mode kube-proxy wrote them (its nft tables
+    first: on a node with both, those are the live ones); None without kube-proxy rules."""
+    from svctrace.rules import kubeproxy_nft
+
+    nft = rules.nft if isinstance(rules, ModeSplit) else \
+        rules if isinstance(rules, NftRuleset) else None
+    if nft is not None and kubeproxy_nft.kube_proxy_tables(nft):
+        mode = "nftables" + (" (iptables rules too)" if isinstance(rules, ModeSplit) else "")
+        return digest_of_chains(kubeproxy_nft.map_services(nft), node, mode, rules.source)
+    ipt = rules.iptables if isinstance(rules, ModeSplit) else \
+        rules if isinstance(rules, Ruleset) else None
+    if ipt is not None and ipt.chain("nat", "KUBE-SERVICES") is not None:
+        return node_digest(ipt, node, names)
+    return None
 
 
 def _backend(backend: str) -> str:

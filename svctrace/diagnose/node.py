@@ -15,26 +15,54 @@ from svctrace.diagnose.joins import slice_serves, usable_endpoints
 from svctrace.model.cluster import Service, ServicePort, service_port_name
 from svctrace.model.findings import Finding, Severity
 from svctrace.model.kubeproxy import ServiceChains
-from svctrace.model.packet import make_packet
+from svctrace.model.nftables import NftRuleset
+from svctrace.model.packet import Packet, make_packet
 from svctrace.model.ruleset import Ruleset
 from svctrace.model.trace import NodeContext, Trace
+from svctrace.rules import kubeproxy_nft
 from svctrace.rules.kubeproxy import chain_hash, map_service_ports
 from svctrace.rules.nodefacts import pod_source
 from svctrace.trace.engine import trace_packet
+from svctrace.trace.nft_engine import trace_nft
 
 EXTERNAL_CLIENT = "203.0.113.10"       # TEST-NET-3 (RFC 5737): an outside client; never sent to
+EXTERNAL_CLIENT6 = "2001:db8::10"      # the IPv6 documentation prefix (RFC 3849), likewise
 
 
 @dataclass(frozen=True)
 class NodeInput:
-    """The rules of one node and what we know (or assumed) about that node."""
+    """The rules of one node and what we know (or assumed) about that node.
 
-    ruleset: Ruleset
+    `ruleset` is what kube-proxy's mode wrote (iptables-save, or nft); with an nft ruleset,
+    `iptables` holds the node's iptables rules when those are read separately (a node with
+    both: every packet meets both, so they are evaluated together)."""
+
+    ruleset: Ruleset | NftRuleset
     node: NodeContext
     how: tuple[str, ...] = ()            # how the rules, node name and addresses were found
     findings: tuple[Finding, ...] = ()   # found while reading (e.g. RULES-BACKEND-SPLIT)
     source: str | None = None            # packet source chosen by --src/--from, if any
     entries: tuple[str, ...] = ()        # --entry: only these entry kinds
+    iptables: Ruleset | None = None
+
+    @property
+    def kube_ruleset(self) -> Ruleset | NftRuleset:
+        """Where kube-proxy's chains are read: the nft rules when they hold kube-proxy's
+        tables (or there is nothing else), else the iptables rules beside them."""
+        if isinstance(self.ruleset, NftRuleset) and self.iptables is not None and \
+                not kubeproxy_nft.kube_proxy_tables(self.ruleset):
+            return self.iptables
+        return self.ruleset
+
+    @property
+    def mode(self) -> str:
+        return "nftables" if isinstance(self.kube_ruleset, NftRuleset) else "iptables"
+
+    @property
+    def format(self) -> str:
+        ruleset = self.ruleset
+        form = ruleset.format if isinstance(ruleset, NftRuleset) else "iptables-save"
+        return f"iptables-save+{form}" if self.iptables is not None else form
 
 
 @dataclass(frozen=True)
@@ -65,23 +93,33 @@ class NodeExplanation:
     findings: tuple[Finding, ...]
     how: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    mode: str = "iptables"               # kube-proxy's mode, as read from the rules
+    format: str = "iptables-save"        # the form they were read in (rules/detect.py)
 
 
 def explain_node(ex: ClusterExplanation, node_input: NodeInput) -> NodeExplanation:
     """Join the Service's API objects to the rules of one node."""
     svc = ex.service
-    chains = service_chains(svc, node_input.ruleset)
+    chains = service_chains(svc, node_input.kube_ruleset)
     drift = tuple(find_drift(ex, chains, node_input.node.name))
     notes: list[str] = []
     traces = tuple(entry_traces(svc, node_input, notes))
     findings = list(node_input.findings)
-    findings += drift_findings(svc, drift)
+    findings += mode_split_findings(node_input)
+    findings += drift_findings(svc, drift, node_input.mode)
     findings += trace_findings(ex, traces)
-    return NodeExplanation(chains, drift, traces, tuple(findings), node_input.how, tuple(notes))
+    return NodeExplanation(chains, drift, traces, tuple(findings), node_input.how, tuple(notes),
+                           node_input.mode, node_input.format)
 
 
-def service_chains(svc: Service, ruleset: Ruleset) -> tuple[ServiceChains, ...]:
+def service_chains(svc: Service, ruleset: Ruleset | NftRuleset) -> tuple[ServiceChains, ...]:
     """This Service's chains, found by kube-proxy's hash names (comments are not needed)."""
+    if isinstance(ruleset, NftRuleset):
+        ports = {(_spn(svc, p), p.protocol.lower()) for p in svc.ports}
+        family, lb_ips = _service_family(svc), {i.ip for i in svc.lb_ingress if i.ip}
+        return tuple(kubeproxy_nft.with_load_balancer_ips(c, lb_ips)
+                     for c in kubeproxy_nft.map_services(ruleset, only={s for s, _ in ports})
+                     if (c.spn, c.protocol) in ports and c.family == family)
     wanted = {chain_hash(_spn(svc, p), p.protocol.lower()): _spn(svc, p) for p in svc.ports}
     addresses = [*svc.cluster_ips, *svc.external_ips, *(i.ip for i in svc.lb_ingress if i.ip)]
     return tuple(c for c in map_service_ports(ruleset, wanted, addresses) if c.hash in wanted)
@@ -155,9 +193,9 @@ def _has_virtual_ip(svc: Service) -> bool:
 
 _DRIFT_FINDINGS = {
     "service-missing": ("RULES-SERVICE-MISSING", "has endpoints but no kube-proxy rules on this "
-                        "node (kube-proxy down, lagging, or not in iptables mode)"),
-    "missing-endpoint": ("RULES-MISSING-ENDPOINT", "endpoint ready in the API has no KUBE-SEP "
-                         "chain (kube-proxy has not synced it)"),
+                        "node (kube-proxy down, lagging, or not in {mode} mode)"),
+    "missing-endpoint": ("RULES-MISSING-ENDPOINT", "endpoint ready in the API has no {sep} "
+                         "(kube-proxy has not synced it)"),
     "stale-endpoint": ("RULES-STALE-ENDPOINT", "rules DNAT to an address that is no longer an "
                        "endpoint (stale rules)"),
     "stale-reject": ("RULES-STALE-REJECT", "rules still REJECT the port although it has "
@@ -165,15 +203,46 @@ _DRIFT_FINDINGS = {
 }
 
 
-def drift_findings(svc: Service, drift: tuple[Drift, ...]) -> list[Finding]:
+_MODE_WORDS = {  # mode → (what holds an endpoint, the command that shows it)
+    "iptables": ("KUBE-SEP chain", "sudo iptables-save -t nat | grep KUBE-SEP"),
+    "nftables": ("DNAT in its kube-proxy chains", "sudo nft list table ip kube-proxy"),
+}
+
+
+def drift_findings(svc: Service, drift: tuple[Drift, ...],
+                   mode: str = "iptables") -> list[Finding]:
+    sep, command = _MODE_WORDS[mode]
     out = []
     for kind, (fid, text) in _DRIFT_FINDINGS.items():
         items = [d for d in drift if d.kind == kind]
         if items:
-            out.append(Finding(fid, Severity.ERROR, f"{svc.namespace}/{svc.name}: {text}",
-                               tuple(f"{d.port}: {d.detail}" for d in items),
-                               "sudo iptables-save -t nat | grep KUBE-SEP"))
+            message = text.format(mode=mode, sep=sep)
+            out.append(Finding(fid, Severity.ERROR, f"{svc.namespace}/{svc.name}: {message}",
+                               tuple(f"{d.port}: {d.detail}" for d in items), command))
     return out
+
+
+def mode_split_findings(node_input: NodeInput) -> list[Finding]:
+    """RULES-MODE-SPLIT: kube-proxy's nft tables and KUBE-* iptables chains on one node (a mode
+    switch that left the old mode's rules behind). Both see every packet; the traces ran
+    through both."""
+    nft = node_input.ruleset
+    if not isinstance(nft, NftRuleset) or not kubeproxy_nft.kube_proxy_tables(nft):
+        return []
+    iptables = [f"KUBE-SERVICES in nft table {t} (iptables-nft)"
+                for t in kubeproxy_nft.iptables_kube_tables(nft)]
+    ipt = node_input.iptables
+    if ipt is not None and any("KUBE-SERVICES" in t.chains for t in ipt.tables.values()):
+        iptables.append(f"KUBE-SERVICES in {ipt.source}" +
+                        (f" ({ipt.backend} backend)" if ipt.backend else ""))
+    if not iptables:
+        return []
+    tables = [f"nft table {t.family} {t.name}" for t in kubeproxy_nft.kube_proxy_tables(nft)]
+    return [Finding("RULES-MODE-SPLIT", Severity.WARNING,
+                    f"this node has kube-proxy rules of both modes: nftables ({tables[0]}) and "
+                    "iptables (KUBE-SERVICES); every packet meets both, and the traces ran "
+                    "through both", tuple(tables + iptables),
+                    "sudo nft list tables; sudo iptables-save | grep -c '^-A KUBE-'")]
 
 
 # --- traces --------------------------------------------------------------------------------
@@ -182,8 +251,8 @@ def entry_traces(svc: Service, node_input: NodeInput, notes: list[str]) -> list[
     """A packet for every entry point the Service has, from the clients that matter."""
     if not _has_virtual_ip(svc):
         return []
-    ruleset, node = node_input.ruleset, node_input.node
-    family = ruleset.family
+    ruleset, node = node_input.kube_ruleset, node_input.node
+    family = _service_family(svc) if isinstance(ruleset, NftRuleset) else ruleset.family
     pod_src = node_input.source or _pod_source(ruleset, family, notes)
     node_ip = _node_address(node, family)
     out: list[EntryTrace] = []
@@ -201,7 +270,7 @@ def entry_traces(svc: Service, node_input: NodeInput, notes: list[str]) -> list[
             packet = make_packet(src, dst, proto if proto in ("tcp", "udp", "sctp") else "tcp",
                                  40000, dport)
             out.append(EntryTrace(entry, _spn(svc, port), client, src,
-                                  _endpoint_text(dst, dport), trace_packet(packet, ruleset, node),
+                                  _endpoint_text(dst, dport), trace_node_packet(packet, node_input),
                                   expect))
     if node_ip is None:
         notes.append("the node's own address is unknown: no NodePort or from-the-node traces "
@@ -213,13 +282,14 @@ def _entry_points(svc: Service, port: ServicePort, pod_src: str | None, node_ip:
                   family: int, notes: list[str]) -> list[tuple[str, str, str, str, int, bool]]:
     """(entry, client, source, destination, port, expected to reach) for one service port."""
     points: list[tuple[str, str, str, str, int, bool]] = []
+    outside = EXTERNAL_CLIENT if family == 4 else EXTERNAL_CLIENT6
     for cip in _family(svc.cluster_ips, family):
         if pod_src:
             points.append(("clusterIP", "pod", pod_src, cip, port.port, True))
         if node_ip:
             points.append(("clusterIP", "node", node_ip, cip, port.port, True))
     if port.node_port and node_ip:
-        points.append(("nodePort", "external", EXTERNAL_CLIENT, node_ip, port.node_port, True))
+        points.append(("nodePort", "external", outside, node_ip, port.node_port, True))
     for ing in svc.lb_ingress:
         if not ing.ip or ing.ip_mode == "Proxy" or ip_address(ing.ip).version != family:
             continue
@@ -233,9 +303,9 @@ def _entry_points(svc: Service, port: ServicePort, pod_src: str | None, node_ip:
             if outside:
                 points.append(("loadBalancer", "disallowed", outside, ing.ip, port.port, False))
         else:
-            points.append(("loadBalancer", "external", EXTERNAL_CLIENT, ing.ip, port.port, True))
+            points.append(("loadBalancer", "external", outside, ing.ip, port.port, True))
     for eip in _family(svc.external_ips, family):
-        points.append(("externalIP", "external", EXTERNAL_CLIENT, eip, port.port, True))
+        points.append(("externalIP", "external", outside, eip, port.port, True))
     if pod_src is None:
         notes.append("no pod CIDR found in the rules: no from-a-pod trace (give --src)")
     return points
@@ -254,15 +324,30 @@ def _family(addresses: tuple[str, ...], family: int) -> list[str]:
 
 def _outside(ranges: list[str], family: int) -> str | None:
     candidates = [EXTERNAL_CLIENT, "198.51.100.10", "192.0.2.10"] if family == 4 else \
-        ["2001:db8::10", "2001:db8:ffff::10"]
+        [EXTERNAL_CLIENT6, "2001:db8:ffff::10"]
     nets = [ip_network(r.strip(), False) for r in ranges]
     return next((c for c in candidates if not any(ip_address(c) in n for n in nets)), None)
 
 
-def _pod_source(ruleset: Ruleset, family: int, notes: list[str]) -> str | None:
+def trace_node_packet(packet: Packet, node_input: NodeInput) -> Trace:
+    """`packet` through the node's rules: iptables', or nft's (with the iptables rules beside
+    them, when read)."""
+    ruleset = node_input.ruleset
+    if isinstance(ruleset, NftRuleset):
+        return trace_nft(packet, ruleset, node_input.node, node_input.iptables)
+    return trace_packet(packet, ruleset, node_input.node)
+
+
+def _service_family(svc: Service) -> int:
+    ips = [ip for ip in svc.cluster_ips if ip and ip != "None"]
+    return 6 if ips and ":" in ips[0] else 4
+
+
+def _pod_source(ruleset: Ruleset | NftRuleset, family: int, notes: list[str]) -> str | None:
     """A pod on this node: inside the node's own pod subnet where the rules show it (per-node
     CNI rules treat other addresses as another node's pods), else in the cluster pod CIDR."""
-    found = pod_source(ruleset, family)
+    found = kubeproxy_nft.pod_source(ruleset, family) if isinstance(ruleset, NftRuleset) else \
+        pod_source(ruleset, family)
     if found is None:
         return None
     notes.append(f"pod traces come from {found.address}, an address in {found.network}, "

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from svctrace.cluster.live import Connection
     from svctrace.diagnose.expect import ExpectedPort
     from svctrace.model.cluster import EndpointSlice, Node, Service
+    from svctrace.model.nftables import ModeSplit, NftRuleset
     from svctrace.model.ruleset import Ruleset
 
 SvcKey = tuple[str, str]                      # (namespace, name)
@@ -105,29 +106,30 @@ _EXPECTED: Expected | None = None              # what forked workers inherit
 def digest_node(node: str, rules: str | tuple[str, str],
                 max_bytes: int = DEFAULT_MAX_INPUT) -> NodeDrift | NodeResult:
     """Parse one node's rules (a file name, or (text, where)), digest and compare them."""
-    from svctrace.diagnose.digest import node_digest
+    from svctrace.diagnose.digest import rules_digest
     from svctrace.diagnose.doctor import compare_node, unreadable
     from svctrace.errors import SvctraceError
 
     assert _EXPECTED is not None
     try:
         ruleset = _ruleset(rules, max_bytes)
-        if ruleset.chain("nat", "KUBE-SERVICES") is None:
-            return unreadable(node, f"no kube-proxy chains in {ruleset.source}: kube-proxy "
-                                    "there runs in nftables or IPVS mode, or not at all")
-        digest = node_digest(ruleset, node, _EXPECTED.names)
+        digest = rules_digest(ruleset, node, _EXPECTED.names)
+        if digest is None:
+            return unreadable(node, f"no kube-proxy rules in {ruleset.source}: kube-proxy "
+                                    "there runs in IPVS mode, or not at all")
     except SvctraceError as err:
         return unreadable(node, err.message)
     del ruleset                  # only the digest is kept while comparing
     return compare_node(node, digest, _EXPECTED.for_node(node), _EXPECTED.namespaces)
 
 
-def _ruleset(rules: str | tuple[str, str], max_bytes: int) -> Ruleset:
+def _ruleset(rules: str | tuple[str, str], max_bytes: int) -> Ruleset | NftRuleset | ModeSplit:
+    """The rules of a file, or of (text, where) read through exec, in whatever form."""
     if isinstance(rules, str):
         from svctrace.rules.sources import load_ruleset
         return load_ruleset(rules, max_bytes)
-    from svctrace.rules.iptables_save import parse_iptables_save
-    return parse_iptables_save(*rules)
+    from svctrace.rules.detect import parse_rules
+    return parse_rules(*rules)
 
 
 def _worker_init() -> None:

@@ -1,9 +1,10 @@
 """explain's node half: where the rules come from, whose they are, and the report.
 
-Sources, in order: --rules FILE|- (saved iptables-save text; --node NAME then says whose), else
---node NAME alone (iptables-save in that node's kube-proxy pod, through the API's exec; with
---debug-pod IMAGE, in a short-lived pod when the node has none), else, as root on a node, this
-node's own rules. Without any, the node steps are skipped with a note.
+Sources, in order: --rules FILE|- (saved iptables-save or nft output, any form; --node NAME then
+says whose), else --node NAME alone (iptables-save, or nft for a node in nftables mode, in that
+node's kube-proxy pod, through the API's exec; with --debug-pod IMAGE, in a short-lived pod when
+the node has none), else, as root on a node, this node's own rules. Without any, the node steps
+are skipped with a note. Either kube-proxy mode; rules of both (a mode split) are read together.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ from typing import TYPE_CHECKING
 from svctrace.errors import UsageError
 from svctrace.model.cluster import Node, ServiceView
 from svctrace.model.findings import Finding, Severity
+from svctrace.model.nftables import ModeSplit, NftRuleset
 from svctrace.model.ruleset import Ruleset
 from svctrace.model.trace import NodeContext, node_context
 
 if TYPE_CHECKING:
     from svctrace.diagnose.node import NodeInput
     from svctrace.explain.report import ExplainOptions, ExplainReport
+
+AnyRules = Ruleset | NftRuleset | ModeSplit
 
 ENTRIES = ("clusterIP", "nodePort", "loadBalancer", "externalIP")
 SKIPPED = ("rule steps skipped: no rules source (give --rules FILE, run on a node as root, "
@@ -94,18 +98,37 @@ def load_node_input(view: ServiceView, opts: ExplainOptions, notes: list[str],
                     source: str | None, entries: tuple[str, ...]) -> NodeInput | None:
     """The rules to explain against and the node they belong to, or None when there are none.
     `source` and `entries` are --src/--from and --entry, already checked."""
-    from svctrace.diagnose.node import NodeInput
 
     if opts.rules:
         from svctrace.rules.sources import load_ruleset
-        ruleset = load_ruleset(opts.rules, opts.max_input)
-        notes.extend(ruleset.warnings)
-        node, how = whose_rules(ruleset, view, opts)
-        return NodeInput(ruleset, node, (f"rules: {ruleset.source}", *how),
-                         layout_findings(ruleset), source, entries)
+        rules = load_ruleset(opts.rules, opts.max_input)
+        if isinstance(rules, Ruleset):
+            notes.extend(rules.warnings)
+        node, how = whose_rules(rules, view, opts)
+        return node_input(rules, node, (f"rules: {rules.source}", *how), source, entries,
+                          layout_findings(rules))
     if opts.node:
         return _through_exec(view, opts, source, entries)
     return _this_node(view, opts, notes, source, entries)
+
+
+def node_input(rules: AnyRules, node: NodeContext, how: tuple[str, ...], source: str | None,
+               entries: tuple[str, ...], findings: tuple[Finding, ...] = ()) -> NodeInput:
+    """The NodeInput for rules of either mode: an nft ruleset carries the iptables rules read
+    beside it, and the trace runs through both."""
+    from svctrace.diagnose.node import NodeInput
+
+    if isinstance(rules, ModeSplit):
+        return NodeInput(rules.nft, node, how, findings, source, entries, rules.iptables)
+    return NodeInput(rules, node, how, findings, source, entries)
+
+
+def kube_rules(rules: AnyRules) -> Ruleset | NftRuleset:
+    """The rules kube-proxy's chains are read from: nft when it has kube-proxy's tables."""
+    if not isinstance(rules, ModeSplit):
+        return rules
+    from svctrace.rules.kubeproxy_nft import kube_proxy_tables
+    return rules.nft if kube_proxy_tables(rules.nft) else rules.iptables
 
 
 def _entries(entry: str | None) -> tuple[str, ...]:
@@ -142,7 +165,7 @@ def _node_context(node: Node | None, extra: list[str], name: str | None) -> Node
         raise UsageError(f"--local-ip: {err}") from None
 
 
-def whose_rules(ruleset: Ruleset, view: ServiceView,
+def whose_rules(ruleset: AnyRules, view: ServiceView,
                 opts: ExplainOptions) -> tuple[NodeContext, tuple[str, ...]]:
     """Which node saved rules belong to: --node, else --local-ip, else what the rules tell."""
     if opts.node:
@@ -177,7 +200,7 @@ def lookup_node(opts: ExplainOptions, name: str) -> Node | None:
     from svctrace.cluster.convert import node_from_dict
     from svctrace.cluster.live import connect
 
-    conn = connect(opts.kubeconfig, opts.context, opts.request_timeout)
+    conn = connect(opts.kubeconfig, opts.context, opts.request_timeout, opts.deadline)
     raw = conn.request("get", "nodes", None, conn.core().read_node, name, allow=(403, 404))
     return node_from_dict(raw) if raw else None
 
@@ -190,11 +213,13 @@ def _node_by_address(view: ServiceView, addresses: list[str]) -> Node | None:
     return next((n for n in view.nodes if set(n.internal_ips) & set(addresses)), None)
 
 
-def infer_node(ruleset: Ruleset, view: ServiceView) -> tuple[Node | None, str]:
+def infer_node(rules: AnyRules, view: ServiceView) -> tuple[Node | None, str]:
     """The node whose rules these are, from what kube-proxy wrote only for its own node."""
-    from svctrace.rules.kubeproxy import infer_local_hints
+    from svctrace.rules import kubeproxy, kubeproxy_nft
 
-    hints = infer_local_hints(ruleset)
+    ruleset = kube_rules(rules)
+    hints = kubeproxy_nft.infer_local_hints(ruleset) if isinstance(ruleset, NftRuleset) else \
+        kubeproxy.infer_local_hints(ruleset)
     node = _node_by_address(view, [h.address for h in hints])
     if node is not None:
         return node, f"the rules name its address ({hints[0].reason})"
@@ -203,12 +228,15 @@ def infer_node(ruleset: Ruleset, view: ServiceView) -> tuple[Node | None, str]:
         name = next(iter(local_eps))
         node = view.node(name)
         if node is not None:
-            return node, "the rules' KUBE-SVL chains hold only endpoints on that node"
+            return node, ("the rules' KUBE-SVL chains hold only endpoints on that node"
+                          if isinstance(ruleset, Ruleset) else "the rules' local- chains and "
+                          "hairpin-connections set hold only endpoints on that node")
     return None, ""
 
 
-def _local_endpoint_nodes(ruleset: Ruleset, view: ServiceView) -> set[str]:
-    """Nodes of the endpoints that sit in this Service's KUBE-SVL (node-local) chains."""
+def _local_endpoint_nodes(ruleset: Ruleset | NftRuleset, view: ServiceView) -> set[str]:
+    """Nodes of the endpoints kube-proxy treats as this node's (KUBE-SVL / local- chains,
+    nft's hairpin-connections set)."""
     from svctrace.diagnose.node import service_chains
 
     by_ip = {a: ep.node_name for s in view.slices for ep in s.endpoints for a in ep.addresses
@@ -225,8 +253,7 @@ def _local_endpoint_nodes(ruleset: Ruleset, view: ServiceView) -> set[str]:
 
 def _through_exec(view: ServiceView, opts: ExplainOptions, source: str | None,
                   entries: tuple[str, ...]) -> NodeInput:
-    from svctrace.diagnose.node import NodeInput
-    from svctrace.rules.iptables_save import parse_iptables_save
+    from svctrace.rules.detect import parse_rules
 
     if view.source != "live":
         raise UsageError("--node without --rules reads the node's rules through the live "
@@ -235,18 +262,22 @@ def _through_exec(view: ServiceView, opts: ExplainOptions, source: str | None,
     from svctrace.cluster.live import connect
     from svctrace.cluster.node_exec import read_rules_through_exec
 
-    conn = connect(opts.kubeconfig, opts.context, opts.request_timeout)
+    conn = connect(opts.kubeconfig, opts.context, opts.request_timeout, opts.deadline)
     text, where = read_rules_through_exec(conn, opts.node or "", opts.debug_pod)
-    ruleset = parse_iptables_save(text, where)
-    node, how = whose_rules(ruleset, view, opts)
-    return NodeInput(ruleset, node, (f"rules: {where}", *how), layout_findings(ruleset), source,
-                     entries)
+    rules = parse_rules(text, where)
+    node, how = whose_rules(rules, view, opts)
+    return node_input(rules, node, (f"rules: {where}", *how), source, entries,
+                      layout_findings(rules))
 
 
-def layout_findings(ruleset: Ruleset) -> tuple[Finding, ...]:
-    """IPVS mode, or kube-proxy's dispatch chains not hooked: said before any service rule."""
+def layout_findings(rules: AnyRules) -> tuple[Finding, ...]:
+    """IPVS mode, or kube-proxy's dispatch chains not hooked: said before any service rule
+    (iptables rules; an nft ruleset of kube-proxy's tables has neither)."""
     from svctrace.rules.kubeproxy import layout_notes
 
+    ruleset = rules.iptables if isinstance(rules, ModeSplit) else rules
+    if not isinstance(ruleset, Ruleset) or kube_rules(rules) is not ruleset:
+        return ()
     out = []
     for note in layout_notes(ruleset):
         if "IPVS mode" in note:
@@ -260,22 +291,27 @@ def layout_findings(ruleset: Ruleset) -> tuple[Finding, ...]:
 
 def _this_node(view: ServiceView, opts: ExplainOptions, notes: list[str], source: str | None,
                entries: tuple[str, ...]) -> NodeInput | None:
-    """As root on a node: this node's own rules, from the backend that holds KUBE chains."""
-    from svctrace.diagnose.node import NodeInput
-    from svctrace.rules.node import read_node_rules
+    """As root on a node: this node's own rules, from the iptables backend that holds KUBE
+    chains and from nftables (kube-proxy's tables, and every other table a packet meets)."""
+    from svctrace.rules.node import read_node
 
     if not may_read_this_node():
         return None
-    node_rules = read_node_rules(view_family(view))
-    if not node_rules.kube_backends:
+    node_rules = read_node(view_family(view), opts.progress)
+    if not node_rules.kube_backends and not node_rules.nft_kube_proxy:
         notes.append("this machine has no kube-proxy chains (KUBE-SERVICES) in iptables-legacy "
-                     "or iptables-nft")
+                     "or iptables-nft, and no kube-proxy table in nftables")
         return None
     local = [*node_rules.local_addresses, *opts.local_ips]
     node = next((n for n in view.nodes if n.name == node_rules.hostname), None) or \
         _node_by_address(view, local)
     ctx = _node_context(node, local, node.name if node else node_rules.hostname)
-    how = (f"rules: {node_rules.reader} on this node ({node_rules.backend} backend)",
+    readers = []
+    if node_rules.kube_backends:
+        readers.append(f"{node_rules.reader} on this node ({node_rules.backend} backend)")
+    if node_rules.nft is not None and node_rules.nft_tables:
+        readers.append(f"nft on this node (tables {', '.join(node_rules.nft_tables)})")
+    how = (f"rules: {' and '.join(readers)}",
            f"node: {ctx.name} (addresses {_addrs(ctx)}, from this machine)")
     findings: tuple[Finding, ...] = ()
     if node_rules.split:
@@ -285,7 +321,7 @@ def _this_node(view: ServiceView, opts: ExplainOptions, notes: list[str], source
             f"explained the {node_rules.backend} ones",
             tuple(f"{b}: KUBE-SERVICES present" for b in node_rules.kube_backends),
             "sudo iptables-legacy-save | grep -c KUBE; sudo iptables-nft-save | grep -c KUBE"),)
-    return NodeInput(node_rules.ruleset, ctx, how, findings, source, entries)
+    return node_input(node_rules.rules, ctx, how, source, entries, findings)
 
 
 def may_read_this_node() -> bool:

@@ -18,7 +18,7 @@ def load_view(opts: ExplainOptions) -> ServiceView:
         return view_from_snapshot(state, opts.service, opts.namespace)
     from svctrace.cluster.live import load_live_view
     return load_live_view(opts.service, opts.namespace, opts.context, opts.kubeconfig,
-                          opts.request_timeout)
+                          opts.request_timeout, opts.deadline)
 
 
 def explain_service(view: ServiceView, opts: ExplainOptions) -> ExplainReport:

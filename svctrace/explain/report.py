@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ class ExplainOptions:
     output: str = "text"
     fail_on: str = "error"
     request_timeout: float = 5.0
+    deadline: float | None = None         # time.monotonic() by which cluster work must end
     rules: str | None = None
     node: str | None = None
     debug_pod: str | None = None          # --debug-pod IMAGE
@@ -34,6 +36,8 @@ class ExplainOptions:
     entry: str | None = None
     src: str | None = None
     from_: str | None = None
+    progress: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
+    # ^ told when reading the node's rules is slow (nft on a big node); the CLI prints it
     max_input: int = DEFAULT_MAX_INPUT    # --max-input-size, bytes
 
 

@@ -58,7 +58,7 @@ def node_dict(node: NodeExplanation, ex: ClusterExplanation,
               packets: list[str] | None = None) -> dict[str, Any]:
     """The keys explain's JSON gains from the node side."""
     return {
-        "rules": {"source": list(node.how),
+        "rules": {"source": list(node.how), "mode": node.mode, "format": node.format,
                   "servicePorts": [chains_dict(c) for c in node.chains]},
         "drift": [{"kind": d.kind, "servicePort": d.port, "detail": d.detail}
                   for d in node.drift],
@@ -83,13 +83,16 @@ def _chain_tree(c: ServiceChains, raw: bool, wide: bool) -> Any:
     for m in c.masquerade:
         tree.add(Text(printable(f"masquerade in {m.chain}: {m.condition or 'always'} "
                                 f"({m.reason})"), style="yellow"))
+    shown: set[int] = set()       # nft 1.36: one numgen DNAT rule holds every endpoint
     for ep in c.endpoints:
         label = f"{ep.probability:7.2%}  {ep.address} via {ep.chain}" + \
             (" (local)" if ep.local else "")
         node = tree.add(Text(printable(label)))
         if raw or wide:
             for rule in ep.rules:
-                node.add(Text(printable(rule.text), style="dim", overflow="fold"))
+                if id(rule) not in shown:
+                    shown.add(id(rule))
+                    node.add(Text(printable(rule.text), style="dim", overflow="fold"))
     for f in c.filter:
         tree.add(Text(printable(f"filter {f.chain}: {f.verdict} ({f.reason})"),
                       style="red" if f.verdict in ("DROP", "REJECT") else ""))
@@ -120,13 +123,20 @@ def _trace_tree(t: EntryTrace, ex: ClusterExplanation, packet: str | None) -> An
     return tree
 
 
+def _mode_line(node: NodeExplanation) -> str:
+    from svctrace.render.rules import form_names
+
+    return f"mode: kube-proxy {node.mode} mode (read from {form_names(node.format)})"
+
+
 def node_renderables(node: NodeExplanation, ex: ClusterExplanation, raw: bool = False,
                      wide: bool = False, packets: list[str] | None = None) -> list[Any]:
     from rich.console import Group
     from rich.panel import Panel
     from rich.text import Text
 
-    parts: list[Any] = [Text("\n".join(map(printable, node.how)), style="dim")]
+    parts: list[Any] = [Text("\n".join(map(printable, (*node.how, _mode_line(node)))),
+                             style="dim")]
     if node.chains:
         parts.append(Panel(Group(*[_chain_tree(c, raw, wide) for c in node.chains]),
                            title="Rules (kube-proxy chains, found by hash)", title_align="left",

@@ -1,7 +1,8 @@
 """ServiceChains → plain data (JSON/YAML) or a rich tree (text, wide). Never prints.
 
-rich is imported only by the tree builders: `svctrace rules -o json` on a 10,000-Service node
-should not pay for it.
+The same for both kube-proxy modes (the model is mode-neutral); only labels say where a rule
+lives (iptables chain, nft map or chain). rich is imported only by the tree builders:
+`svctrace rules -o json` on a 10,000-Service node should not pay for it.
 """
 
 from __future__ import annotations
@@ -10,23 +11,40 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from svctrace.model.kubeproxy import EndpointChain, ServiceChains
-from svctrace.model.ruleset import Rule
+from svctrace.model.kubeproxy import ElementRule, EndpointChain, RuleRef, ServiceChains
 from svctrace.render.literal import printable
 
 SCHEMA = "svctrace/v1"
+FORMAT_NAMES = {"iptables-save": "iptables-save output", "nft-text": "`nft list ruleset` text",
+                "nft-json": "`nft -j list ruleset` JSON", "nft-f": "`nft -f` input"}
+
+
+def form_names(form: str) -> str:
+    """"iptables-save+nft-text" → "iptables-save output + `nft list ruleset` text"."""
+    return " + ".join(FORMAT_NAMES.get(f, f) for f in form.split("+"))
+
+
+def header(source: str, mode: str, form: str) -> str:
+    """The line naming what was read: `rules.txt: kube-proxy nftables mode, `nft …` text`;
+    mode "split" = kube-proxy rules of both modes (iptables-save followed by nft output)."""
+    forms = form_names(form)
+    modes = "rules of both kube-proxy modes (iptables and nftables)" if mode == "split" else \
+        f"kube-proxy {mode} mode"
+    return printable(f"{source}: {modes}, {forms}")
 
 
 # --- plain data --------------------------------------------------------------------------------
 
-def services_data(services: Iterable[ServiceChains], source: str | None = None) -> dict[str, Any]:
-    """The `-o json` / `-o yaml` document: {"schema", "source", "services": [...]}.
+def services_data(services: Iterable[ServiceChains], source: str | None = None,
+                  mode: str | None = None, form: str | None = None) -> dict[str, Any]:
+    """The `-o json` / `-o yaml` document: {"schema", "source", "mode", "format", "services"}.
 
     Services keep the order given (map_services sorts them by namespace/name/port).
     """
     data: dict[str, Any] = {"schema": SCHEMA, "services": [service_data(s) for s in services]}
-    if source is not None:
-        data["source"] = source
+    for key, value in (("source", source), ("mode", mode), ("format", form)):
+        if value is not None:
+            data[key] = value
     return data
 
 
@@ -39,6 +57,7 @@ def service_data(s: ServiceChains) -> dict[str, Any]:
         "clusterIPs": list(s.cluster_ips),
         "endpoints": [endpoint_data(e) for e in s.endpoints],
         "externalIPs": list(s.external_ips),
+        "family": f"IPv{s.family}",
         "filter": [{"address": f.address, "chain": f.chain, "port": f.port,
                     "reason": f.reason, "verdict": f.verdict} for f in s.filter],
         "hash": s.hash,
@@ -46,8 +65,8 @@ def service_data(s: ServiceChains) -> dict[str, Any]:
         "loadBalancerIPs": list(s.load_balancer_ips),
         "masquerade": [{"chain": m.chain, "condition": m.condition, "reason": m.reason}
                        for m in s.masquerade],
-        "name": s.name, "namespace": s.namespace, "nodePort": s.node_port, "port": s.port,
-        "portName": s.port_name, "protocol": s.protocol,
+        "mode": s.mode, "name": s.name, "namespace": s.namespace, "nodePort": s.node_port,
+        "port": s.port, "portName": s.port_name, "protocol": s.protocol,
         "sourceRanges": list(s.source_ranges),
         "warnings": list(s.warnings),
     }
@@ -101,21 +120,26 @@ def _addr(ip: str | None, port: int | None) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
-def services_tree(services: list[ServiceChains], wide: bool = False) -> Any:
-    """A rich renderable: one tree per service port."""
+def services_tree(services: list[ServiceChains], wide: bool = False,
+                  title: str | None = None) -> Any:
+    """A rich renderable: the `title` line (see `header`), then one tree per service port."""
     from rich.console import Group
+    from rich.text import Text
 
+    top = [Text(title, style="dim")] if title is not None else []
     if not services:
-        from rich.text import Text
-        return Text("no kube-proxy service chains found")
-    return Group(*(service_tree(s, wide) for s in services))
+        return Group(*top, Text("no kube-proxy service chains found"))
+    mixed = len({s.mode for s in services}) > 1      # a node with both modes' rules
+    return Group(*top, *(service_tree(s, wide, mixed) for s in services))
 
 
-def service_tree(s: ServiceChains, wide: bool = False) -> Any:
+def service_tree(s: ServiceChains, wide: bool = False, show_mode: bool = False) -> Any:
     from rich.text import Text
     from rich.tree import Tree
 
     title = Text(printable(s.display_name), style="bold")
+    if show_mode:
+        title.append(f"  ({s.mode} mode)", style="yellow")
     title.append(f"  {printable(s.protocol or '?')}")
     if s.port is not None:
         title.append(f" port {s.port}")
@@ -127,8 +151,17 @@ def service_tree(s: ServiceChains, wide: bool = False) -> Any:
         name = s.chains.get(role)
         if name is not None:
             _chain(tree, s, role, name, wide)
+    own = set(s.chains.values())
+    for m in s.masquerade:           # nft 1.36: one rule in `services` for every ClusterIP
+        if s.mode != "iptables" and m.chain not in own:
+            node = tree.add(Text.assemble(("masquerade ", "yellow"),
+                                          printable(m.condition or "all traffic"),
+                                          (printable(f"  ({m.reason}, chain {m.chain})"), "dim")))
+            _rule_lines(node, [m.rule], wide)
     for f in s.filter:
-        node = tree.add(Text.assemble(("filter ", "dim"), (f"{printable(f.chain)} ", ""),
+        where = "filter " if s.mode == "iptables" else \
+            ("map " if isinstance(f.rule, ElementRule) else "chain ")
+        node = tree.add(Text.assemble((where, "dim"), (f"{printable(f.chain)} ", ""),
                                       (printable(f.verdict),
                                        "red" if f.verdict != "ACCEPT" else "green"),
                                       printable(f"  {_addr(f.address, f.port)}  ({f.reason})")))
@@ -146,8 +179,10 @@ def _entries(tree: Any, s: ServiceChains, wide: bool) -> None:
     from rich.text import Text
 
     for e in s.entries:
+        where = "map" if s.mode != "iptables" else "nat"     # nft: a service-ips element
         label = _KIND_LABEL.get(e.kind, e.kind) + ("?" if e.kind_inferred else "")
-        node = tree.add(Text.assemble((f"nat {printable(e.rule.chain)} ", "dim"), f"{label} ",
+        node = tree.add(Text.assemble((f"{where} {printable(e.rule.chain)} ", "dim"),
+                                      f"{label} ",
                                       (printable(_addr(e.address, e.port)), "cyan"),
                                       f" → {printable(e.target)}"))
         _rule_lines(node, [e.rule], wide)
@@ -165,8 +200,8 @@ def _chain(tree: Any, s: ServiceChains, role: str, name: str, wide: bool) -> Non
     label = Text(printable(name), style="bold blue")
     if role == "fw" and s.source_ranges:
         label.append(f"  allowed sources {printable(', '.join(s.source_ranges))}; others are "
-                     "dropped by "
-                     "filter KUBE-PROXY-FIREWALL")
+                     "dropped " + ("by filter KUBE-PROXY-FIREWALL" if s.mode == "iptables" else
+                                   "here, before DNAT"))
     node = tree.add(label)
     if wide:
         chain_rules = next((c.rules for c in s.chain_list if c.name == name), [])
@@ -178,13 +213,13 @@ def _chain(tree: Any, s: ServiceChains, role: str, name: str, wide: bool) -> Non
                                    (f"  ({printable(m.reason)})", "dim")))
     for e in s.endpoints:
         if e.via == role:
-            _endpoint(node, e, wide)
+            _endpoint(node, e, wide, via=e.chain if e.chain != name else "numgen map")
 
 
-def _endpoint(node: Any, e: EndpointChain, wide: bool) -> None:
+def _endpoint(node: Any, e: EndpointChain, wide: bool, via: str) -> None:
     from rich.text import Text
 
-    label = Text.assemble((f"{_pct(e.probability):>6} ", "green"), f"{printable(e.chain)} → ",
+    label = Text.assemble((f"{_pct(e.probability):>6} ", "green"), f"{printable(via)} → ",
                           (f"DNAT {printable(e.address)}" if e.address else
                            "no usable DNAT (see the warning)", "cyan"))
     if e.local:
@@ -196,11 +231,12 @@ def _endpoint(node: Any, e: EndpointChain, wide: bool) -> None:
         _rule_lines(child, list(e.rules[1:]), wide)
 
 
-def _rule_lines(node: Any, rules: Iterable[Rule], wide: bool) -> None:
+def _rule_lines(node: Any, rules: Iterable[RuleRef], wide: bool) -> None:
     if not wide:
         return
     from rich.text import Text
 
     for rule in rules:
-        node.add(Text.assemble((f"{printable(rule.table)} #{rule.number} ", "dim"),
-                               printable(rule.text)))
+        where = f"map {rule.chain} #{rule.number} " if isinstance(rule, ElementRule) else \
+            f"{rule.table} #{rule.number} "
+        node.add(Text.assemble((printable(where), "dim"), printable(rule.text)))

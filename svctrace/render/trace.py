@@ -43,13 +43,22 @@ def outcome_dict(o: Outcome, service_port: str | None = None) -> dict[str, Any]:
     }
 
 
+def rules_header(source: str, mode: tuple[str, str]) -> str:
+    """The text output's first line: which rules were read, in which mode (iptables,
+    nftables, split) and form (iptables-save, nft-text, nft-json, nft-f)."""
+    return printable(f"rules: {source} ({mode[0]} mode, {mode[1]})")
+
+
 def trace_dict(trace: Trace, source: str, scapy_summary: str | None = None,
-               service_ports: list[str | None] | None = None) -> dict[str, Any]:
+               service_ports: list[str | None] | None = None,
+               mode: tuple[str, str] = ("iptables", "iptables-save")) -> dict[str, Any]:
     """The `svctrace trace -o json` document."""
     pkt = packet_dict(trace.packet)
     pkt["scapy"] = scapy_summary
     return {
         "schema": SCHEMA,
+        "mode": mode[0],
+        "format": mode[1],
         "rules": source,
         "node": {"name": trace.node.name,
                  "localAddresses": sorted(str(n) for n in trace.node.local)},
@@ -114,5 +123,5 @@ def _step_text(step: Step, wide: bool) -> Any:
     loc = f"  (line {step.line})" if wide and step.line else ""
     text = Text.assemble((where, "cyan"), (num, "dim"), prob, loc, "\n  ",
                          (printable(step.text), ""))
-    text.overflow = "fold"      # show the whole rule as iptables-save printed it
+    text.overflow = "fold"      # show the whole rule as iptables-save or nft printed it
     return text

@@ -180,7 +180,7 @@ class _Builder:
             return self.names[0]
         return None
 
-    def freeze(self, names: Mapping[str, str] | None) -> ServiceChains:
+    def freeze(self, names: Mapping[str, str] | None, family: int = 4) -> ServiceChains:
         spn = self.name(names)
         if not self.entries and not self.filter:
             chains = [c for c in self.chains.values() if c is not None]
@@ -206,7 +206,8 @@ class _Builder:
             endpoints=tuple(self.endpoints), affinity_seconds=self.affinity,
             source_ranges=tuple(self.source_ranges), masquerade=tuple(self.masquerade),
             filter=tuple(self.filter), entries=tuple(self.entries),
-            warnings=tuple(self.warnings), chain_list=_chain_order(self.chain_objects))
+            warnings=tuple(self.warnings), family=family,
+            chain_list=_chain_order(self.chain_objects))
 
 
 def _chain_order(chains: list[Chain]) -> tuple[Chain, ...]:
@@ -639,7 +640,7 @@ def map_services(ruleset: Ruleset, names: Mapping[str, str] | None = None,
     try:
         mapper = _Mapper(ruleset, part)
         mapper.run()
-        found = sorted((b.freeze(names) for b in mapper.by_hash.values()
+        found = sorted((b.freeze(names, ruleset.family) for b in mapper.by_hash.values()
                         if in_part(b.hash, part)), key=sort_key)
         if found and ipvs_mode(ruleset):
             found = [replace(s, warnings=(*s.warnings, _IPVS_LEFTOVER)) for s in found]

@@ -1,5 +1,13 @@
 """Read the rules of the node we run on: find which backend holds kube-proxy's chains, read only.
 
+nftables: `read_node` also lists the node's nf_tables tables (`nft -j list tables`, `nft -j
+list chains`) and reads, each with `nft -j list table FAMILY NAME`, kube-proxy's tables and
+every other ip/ip6/inet table with base chains at the hooks a packet crosses (firewalld,
+Docker, a CNI). iptables-nft's own tables are read with iptables-nft-save as before: nft
+cannot print their xt matches. Only `list` commands run, so nothing is created or changed.
+When kube-proxy's chains are in iptables and its nft tables exist too, the node is in a mode
+split (`NodeRules.mode == "split"`, `NodeRules.rules` holds both).
+
 Never opens a table in a way that can create or change one: a legacy table exists iff it is
 listed in /proc/net/ip_tables_names (iptables-legacy-save reads without creating; python-iptables
 and `iptables-legacy -L` would instantiate an empty table on an nft node), and nft rules are read
@@ -14,10 +22,12 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from svctrace.errors import RulesError
+from svctrace.model.nftables import ModeSplit, NftRuleset
 from svctrace.model.ruleset import Ruleset
 
 _PROC_NAMES = {4: "/proc/net/ip_tables_names", 6: "/proc/net/ip6_tables_names"}
@@ -35,10 +45,35 @@ class NodeRules:
     kube_backends: list[str] = field(default_factory=list)   # backends holding KUBE-* chains
     local_addresses: list[str] = field(default_factory=list)
     hostname: str = ""
+    nft: NftRuleset | None = None              # nf_tables tables read with nft (read_node)
+    nft_tables: list[str] = field(default_factory=list)      # "family name" of each read
+    nft_skipped: list[str] = field(default_factory=list)     # "family name: why not"
 
     @property
     def split(self) -> bool:
+        """kube-proxy's iptables chains in both iptables backends (RULES-BACKEND-SPLIT)."""
         return len(self.kube_backends) > 1
+
+    @property
+    def nft_kube_proxy(self) -> bool:
+        return self.nft is not None and any(
+            t.name == "kube-proxy" and t.family in ("ip", "ip6") for t in self.nft.tables)
+
+    @property
+    def mode(self) -> str:
+        """"iptables", "nftables", or "split" (kube-proxy's rules of both modes are here)."""
+        if self.nft_kube_proxy:
+            return "split" if self.kube_backends else "nftables"
+        return "iptables"
+
+    @property
+    def rules(self) -> Ruleset | NftRuleset | ModeSplit:
+        """Everything read, for the tracer: both kinds of rules see every packet."""
+        if self.nft is None or not self.nft.tables:
+            return self.ruleset
+        if not list(self.ruleset.rules()):
+            return self.nft
+        return ModeSplit(self.nft, self.ruleset, f"{self.reader} and nft on this node")
 
 
 def legacy_tables(family: int = 4) -> list[str]:
@@ -99,6 +134,129 @@ def read_node_rules(family: int = 4) -> NodeRules:
                          local_addresses(), os.uname().nodename)
     ruleset = parse_iptables_save(text, f"{reader} on this node")
     return NodeRules(ruleset, backend, reader, kube, local_addresses(), os.uname().nodename)
+
+
+# hooks a packet to or through the node crosses; families the tracer follows
+_HOOKS = frozenset({"prerouting", "input", "forward", "output", "postrouting"})
+_FAMILIES = ("ip", "ip6", "inet")
+_IPTABLES_TABLES = frozenset({"filter", "nat", "mangle", "raw", "security"})
+_IPTABLES_BUILTINS = frozenset({"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"})
+SLOW_NOTE_AFTER = 1.0          # seconds before `on_slow` is told that nft is still listing
+
+
+def run_nft(args: list[str], on_slow: Callable[[str], None] | None = None) -> str:
+    """`nft ARGS` (a `list` command: read only); RulesError if it fails. `on_slow` hears once
+    when it takes longer than SLOW_NOTE_AFTER (nft lists a 10,000-Service table in ~10 s)."""
+    binary = shutil.which("nft")
+    if binary is None:
+        raise RulesError("nft is not installed", "install the nftables package")
+    argv = [binary, *args]
+    try:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    except OSError as err:
+        raise RulesError(f"{' '.join(argv)}: {err.strerror}") from None
+    out, errors = _wait(proc, args, on_slow)
+    if proc.returncode != 0:
+        reason = (errors.strip().splitlines() or ["failed"])[-1]
+        hint = ("reading a node's rules needs root: run with sudo, or pass --rules FILE"
+                if "ermission" in reason or "not permitted" in reason else None)
+        raise RulesError(f"nft {' '.join(args)}: {reason}", hint)
+    return out
+
+
+def _wait(proc: subprocess.Popen[str], args: list[str],
+          on_slow: Callable[[str], None] | None) -> tuple[str, str]:
+    try:
+        return proc.communicate(timeout=SLOW_NOTE_AFTER)
+    except subprocess.TimeoutExpired:
+        pass
+    if on_slow is not None:
+        on_slow(f"reading nftables rules with `nft {' '.join(args)}` (slow on big nodes)…")
+    try:
+        return proc.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise RulesError(f"nft {' '.join(args)}: no answer in 10 minutes") from None
+
+
+def _nft_objects(args: list[str], on_slow: Callable[[str], None] | None) -> list[Any]:
+    text = run_nft(["-j", *args], on_slow)
+    try:
+        doc = json.loads(text) if text.strip() else {"nftables": []}
+    except ValueError:
+        raise RulesError(f"nft -j {' '.join(args)}: not JSON") from None
+    items = doc.get("nftables") if isinstance(doc, dict) else None
+    if not isinstance(items, list):
+        raise RulesError(f"nft -j {' '.join(args)}: not nft's JSON")
+    return items
+
+
+def _iptables_nft_table(family: str, name: str, chains: list[dict[str, Any]]) -> bool:
+    """A table iptables-nft made: named like an iptables table, its base chains named like
+    iptables' built-ins."""
+    own = [c for c in chains if c.get("family") == family and c.get("table") == name
+           and "hook" in c]
+    return family in ("ip", "ip6") and name in _IPTABLES_TABLES and bool(own) and \
+        all(c.get("name") in _IPTABLES_BUILTINS for c in own)
+
+
+def tables_to_read(tables: list[dict[str, Any]], chains: list[dict[str, Any]]
+                   ) -> tuple[list[tuple[str, str]], list[str]]:
+    """(tables to read, "family name: why not" for the others) from `nft -j list tables` and
+    `nft -j list chains`: kube-proxy's, and every ip/ip6/inet table with a base chain at a
+    hook a packet crosses; iptables-nft's tables are left to iptables-nft-save."""
+    hooked = {(c.get("family"), c.get("table")) for c in chains if c.get("hook") in _HOOKS}
+    read, skipped = [], []
+    for t in tables:
+        key = (str(t.get("family")), str(t.get("name")))
+        if key[0] not in _FAMILIES:
+            skipped.append(f"{key[0]} {key[1]}: family {key[0]} is not traced")
+        elif _iptables_nft_table(*key, chains):
+            skipped.append(f"{key[0]} {key[1]}: iptables-nft's table (read with "
+                           "iptables-nft-save)")
+        elif key in hooked or (key[1] == "kube-proxy" and key[0] in ("ip", "ip6")):
+            read.append(key)
+        else:
+            skipped.append(f"{key[0]} {key[1]}: no base chain at a packet's hooks")
+    return read, skipped
+
+
+def read_node_nft(on_slow: Callable[[str], None] | None = None
+                  ) -> tuple[NftRuleset, list[str], list[str]] | None:
+    """(ruleset, tables read, tables skipped and why) of this node's nf_tables tables, or
+    None when nft is not installed or there are no tables."""
+    if shutil.which("nft") is None:
+        return None
+    tables = [o["table"] for o in _nft_objects(["list", "tables"], on_slow) if "table" in o]
+    if not tables:
+        return None
+    chains = [o["chain"] for o in _nft_objects(["list", "chains"], on_slow) if "chain" in o]
+    read, skipped = tables_to_read(tables, chains)
+    objects: list[Any] = []
+    for family, name in read:
+        objects.extend(o for o in _nft_objects(["list", "table", family, name], on_slow)
+                       if "metainfo" not in o)
+    from svctrace.rules.nft_json import parse_nft_json
+
+    ruleset = parse_nft_json(json.dumps({"nftables": objects}), "nft on this node")
+    return ruleset, [f"{f} {n}" for f, n in read], skipped
+
+
+def read_node(family: int = 4, on_slow: Callable[[str], None] | None = None) -> NodeRules:
+    """Everything on this node a packet of `family` meets: the iptables backend holding
+    kube-proxy's chains (read_node_rules) and the nf_tables tables (read_node_nft)."""
+    nft = read_node_nft(on_slow)
+    try:
+        found = read_node_rules(family)
+    except RulesError:
+        if nft is None:
+            raise
+        found = NodeRules(Ruleset("no iptables on this node", family), "none", "none", [],
+                          local_addresses(), os.uname().nodename)
+    if nft is not None:
+        found.nft, found.nft_tables, found.nft_skipped = nft
+    return found
 
 
 def local_addresses() -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from svctrace.errors import RulesError, UsageError
 from svctrace.inputs import DEFAULT_MAX_INPUT, RULES_INPUT, decode_input, read_input
+from svctrace.model.nftables import ModeSplit, NftRuleset
 from svctrace.model.ruleset import Ruleset
 
 
@@ -21,14 +22,14 @@ def read_rules_text(path: str, max_bytes: int = DEFAULT_MAX_INPUT) -> tuple[str,
 
 
 def load_ruleset(path: str | None, max_bytes: int = DEFAULT_MAX_INPUT,
-                 partial: bool = False) -> Ruleset:
-    """Parse the rules at `path` (iptables-save text). None means no source was given.
-    `partial`: read a truncated dump as far as it goes (see parse_iptables_save)."""
+                 partial: bool = False) -> Ruleset | NftRuleset | ModeSplit:
+    """Parse the rules at `path` in whatever form they are (rules/detect.py), reading at most
+    `max_bytes`. None means no source was given. `partial`: read a truncated iptables-save
+    dump as far as it goes (see parse_iptables_save)."""
     if path is None:
         raise UsageError("no rules to read",
-                         "pass --rules FILE (iptables-save output, '-' for stdin), or run on a "
-                         "node as root")
-    from svctrace.rules.iptables_save import parse_iptables_save
+                         "pass --rules FILE (iptables-save or nft list ruleset output, '-' for "
+                         "stdin), or run on a node as root")
+    from svctrace.rules.detect import load_rules
 
-    text, source = read_rules_text(path, max_bytes)
-    return parse_iptables_save(text, source, partial)
+    return load_rules(path, max_bytes, partial)

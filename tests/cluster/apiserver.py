@@ -172,6 +172,7 @@ class ExecScript:
     message: str | None = None       # a Failure without an exit code (e.g. exec not possible)
     stall: float = 0.0               # seconds of silence after stdout, before the rest
     hang_up: bool = False            # drop the connection after stdout: no status, no close
+    pace: float = 0.0                # seconds between two frames (a slow, steady command)
 
     def frames(self, command: list[str]) -> list[tuple[int, bytes]]:
         out = [(1, self.stdout[i:i + self.chunk]) for i in range(0, len(self.stdout), self.chunk)]
@@ -202,7 +203,11 @@ class FakeApiServer:
     requests: list[Request] = field(default_factory=list)
     faults: list[tuple[re.Pattern[str], int, str | None]] = field(default_factory=list)
     delays: list[tuple[re.Pattern[str], float]] = field(default_factory=list)
+    # answers sent one byte at a time: (path pattern, seconds between bytes, headers too)
+    trickles: list[tuple[re.Pattern[str], float, bool]] = field(default_factory=list)
     scripts: dict[tuple[str, str], ExecScript] = field(default_factory=dict)
+    command_scripts: dict[tuple[str, str, tuple[str, ...]], ExecScript] = field(
+        default_factory=dict)
     protocols: tuple[str, ...] = CHANNEL_PROTOCOLS      # subprotocols it accepts, preferred first
     negotiated: list[str] = field(default_factory=list)  # the subprotocol of each exec session
     # the statuses a created pod goes through, one step per GET of it; the last one stays
@@ -230,13 +235,33 @@ class FakeApiServer:
         """Wait `seconds` before answering requests whose path matches."""
         self.delays.append((re.compile(path_regex), seconds))
 
-    def on_exec(self, namespace: str, pod: str, script: ExecScript) -> None:
-        """What any command exec'd in `namespace/pod` does (the pod must be among the objects,
-        or created; exec in a pod without a script prints nothing and succeeds). `pod` may be
-        a glob (`svctrace-debug-node2-*`) for pods whose name is not known in advance."""
-        self.scripts[(namespace, pod)] = script
+    def trickle(self, path_regex: str, interval: float, headers: bool = False) -> None:
+        """Send the answer to matching requests one byte every `interval` seconds: the body,
+        or (`headers`) the status line and headers too. No single read ever waits long."""
+        self.trickles.append((re.compile(path_regex), interval, headers))
 
-    def script_for(self, namespace: str, pod: str) -> ExecScript:
+    def trickle_for(self, path: str) -> tuple[float, bool] | None:
+        return next(((interval, headers) for pattern, interval, headers in self.trickles
+                     if pattern.search(path)), None)
+
+    def on_exec(self, namespace: str, pod: str, script: ExecScript,
+                command: tuple[str, ...] | None = None) -> None:
+        """What any command (or only `command`) exec'd in `namespace/pod` does (the pod must be
+        among the objects, or created; exec in a pod without a script prints nothing and
+        succeeds). `pod` may be a glob (`svctrace-debug-node2-*`) for pods whose name is not
+        known in advance."""
+        if command is not None:
+            self.command_scripts[(namespace, pod, command)] = script
+        else:                        # every command: it replaces per-command scripts too
+            self.scripts[(namespace, pod)] = script
+            for key in [k for k in self.command_scripts if k[:2] == (namespace, pod)]:
+                del self.command_scripts[key]
+
+    def script_for(self, namespace: str, pod: str,
+                   command: tuple[str, ...] = ()) -> ExecScript:
+        for (ns, pattern, cmd), script in self.command_scripts.items():
+            if ns == namespace and cmd == command and fnmatch.fnmatchcase(pod, pattern):
+                return script
         if (namespace, pod) in self.scripts:
             return self.scripts[(namespace, pod)]
         return next((s for (ns, pattern), s in self.scripts.items()
@@ -498,6 +523,10 @@ class _Handler(BaseHTTPRequestHandler):
         if EXEC_ROUTE.match(req.path):
             self._exec(req)
             return
+        trickle = self.api.trickle_for(req.path)
+        if trickle is not None:
+            self._send_trickling(*self.api.answer(req), *trickle)
+            return
         self._send_json(*self.api.answer(req))
 
     def do_POST(self) -> None:  # noqa: N802 - exec (kubectl POSTs it) and creating pods
@@ -528,6 +557,23 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _send_trickling(self, status: int, body: dict[str, Any], interval: float,
+                        headers: bool) -> None:
+        data = json.dumps(body).encode()
+        head = (f"HTTP/1.1 {status} OK\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(data)}\r\n\r\n").encode()
+        self.close_connection = True
+        if not headers:
+            self.wfile.write(head)
+            self.wfile.flush()
+        try:
+            for byte in (head if headers else b"") + data:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(interval)
+        except OSError:                  # the client gave up
+            return
+
     # --- exec over a websocket (RFC 6455) ------------------------------------------------
 
     def _exec(self, req: Request) -> None:
@@ -550,11 +596,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Sec-WebSocket-Protocol", protocol)
         self.end_headers()
         self.close_connection = True
-        script = self.api.script_for(ns, pod)
         command = req.query_all("command")
+        script = self.api.script_for(ns, pod, tuple(command))
         status = script.status(command)
         stdout_done = False
         for channel, payload in script.frames(command):
+            time.sleep(script.pace)
             if channel != 1 and not stdout_done:
                 stdout_done = True
                 time.sleep(script.stall)
@@ -566,7 +613,10 @@ class _Handler(BaseHTTPRequestHandler):
                 if status["status"] == "Success":
                     continue
                 payload = status["message"].encode()
-            self.wfile.write(ws_frame(0x2, bytes([channel]) + payload))
+            try:
+                self.wfile.write(ws_frame(0x2, bytes([channel]) + payload))
+            except OSError:              # the client gave up
+                return
         self.wfile.write(ws_frame(0x8, struct.pack("!H", 1000)))
         self._drain_until_close()
 

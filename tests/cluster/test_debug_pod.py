@@ -258,7 +258,9 @@ def test_failures(api: FakeApiServer, kubeconfig: Path, setup: Any, status: int,
         assert len(hints) == 1 and in_hint in hints[0], hints
     assert len(posts(api)) == 1
     assert len(api.created) == int(created)
-    assert len(api.exec_requests) == int(execd)
+    # iptables-save failing or printing nothing: nft (-j, then text) is asked as well
+    asked = 3 if execd and status == 5 else int(execd)
+    assert len(api.exec_requests) == asked
     if created:
         name = api.created[0]["metadata"]["name"]
         assert calls(api)[-1] == ("DELETE", f"{PODS}/NAME")        # last, after everything

@@ -15,7 +15,12 @@ from apiserver import ExecScript, FakeApiServer, Request, load_items
 from clusterkit import DEMO, DEMO_NS, FIXTURES, error_lines, kube_system_pod, run_cli
 
 from svctrace.cluster.live import connect
-from svctrace.cluster.node_exec import find_kube_proxy_pod, read_rules_through_exec
+from svctrace.cluster.node_exec import (
+    NFT_JSON_COMMAND,
+    NFT_TEXT_COMMAND,
+    find_kube_proxy_pod,
+    read_rules_through_exec,
+)
 from svctrace.errors import ClusterError, RulesError
 
 RULES = (FIXTURES / "rig-v1.36" / "node1.iptables-save.txt").read_bytes()
@@ -188,7 +193,11 @@ def test_exec_failures(exec_api: FakeApiServer, exec_kubeconfig: Path, setup: An
         assert text in error
     if in_hint:
         assert len(hints) == 1 and in_hint in hints[0]
-    assert [r.query_all("command") for r in exec_api.exec_requests] == [["iptables-save"]]
+    ran = [r.query_all("command") for r in exec_api.exec_requests]
+    if status == 5:      # iptables-save did not show kube-proxy's rules: nft was asked too
+        assert ran == [["iptables-save"], list(NFT_JSON_COMMAND), list(NFT_TEXT_COMMAND)]
+    else:
+        assert ran == [["iptables-save"]]
 
 
 def test_snapshot_with_node_needs_rules(exec_api: FakeApiServer, tmp_path: Path) -> None:
@@ -225,9 +234,14 @@ def test_read_rules_through_exec(exec_api: FakeApiServer, exec_kubeconfig: Path,
     text, where = read_rules_through_exec(connect(str(exec_kubeconfig)), "node1")
     assert text == stdout.decode()                    # byte for byte, whatever the frames
     assert where == f"iptables-save in kube-system/{PROXY} on node node1"
-    assert exec_api.negotiated == list(protocols)
+    # no kube-proxy chains in what iptables-save printed: nft is asked too (it prints the
+    # same here, without kube-proxy's table, so the iptables-save text is kept)
+    ran = [["iptables-save"]] + ([list(NFT_JSON_COMMAND)] if b":KUBE-SERVICES " not in stdout
+                                 else [])
+    assert [r.query_all("command") for r in exec_api.exec_requests] == ran
+    assert exec_api.negotiated == list(protocols) * len(ran)
     assert [r.path for r in exec_api.requests] == ["/api/v1/namespaces/kube-system/pods",
-                                                   EXEC_PATH]
+                                                   *[EXEC_PATH] * len(ran)]
 
 
 def test_no_common_subprotocol_is_a_cluster_error(exec_api: FakeApiServer,
@@ -267,3 +281,74 @@ def test_find_kube_proxy_pod(cert_dir: Path, tmp_path: Path, pods: list[dict], n
         (listing,) = api.requests
         assert (listing.path, listing.query) == ("/api/v1/namespaces/kube-system/pods",
                                                  {"fieldSelector": f"spec.nodeName={node}"})
+
+
+# --- a node in nftables mode ------------------------------------------------------------------
+
+NFT_JSON = (FIXTURES / "rig-v1.36" / "node2.nft.json").read_bytes()
+NFT_TEXT = (FIXTURES / "rig-v1.36" / "node2.nft.txt").read_bytes()
+NODE2_PROXY = "kube-proxy-n2nft"
+NO_KUBE = b"*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
+NO_JSON = b"Error: JSON support not compiled-in\n"
+
+
+def _nft_pod(args: list[str]) -> dict[str, Any]:
+    proxy = pod(NODE2_PROXY, "node2", **{"k8s-app": "kube-proxy"})
+    proxy["spec"]["containers"][0]["command"] = ["/usr/local/bin/kube-proxy", *args]
+    return proxy
+
+
+NFT_NODES = [
+    # (id, pod args, iptables-save, nft -j, nft list: (stdout, exit code) each;
+    #  the commands expected to run, the form read, what source says ran)
+    ("no-kube-chains-in-iptables", [], (NO_KUBE, 0), (NFT_JSON, 0), (NFT_TEXT, 0),
+     ["iptables-save", "nft -j list ruleset"], "nft-json", "nft -j list ruleset"),
+    ("nft-without-json", [], (NO_KUBE, 0), (NO_JSON, 1), (NFT_TEXT, 0),
+     ["iptables-save", "nft -j list ruleset", "nft list ruleset"], "nft-text",
+     "nft list ruleset"),
+    ("no-iptables-save-in-image", [], (b"", 127), (NFT_JSON, 0), (NFT_TEXT, 0),
+     ["iptables-save", "nft -j list ruleset"], "nft-json", "nft -j list ruleset"),
+    ("mode-flag-and-leftover-chains", ["--proxy-mode=nftables"], (RULES, 0), (NFT_JSON, 0),
+     (NFT_TEXT, 0), ["iptables-save", "nft list ruleset"], "iptables-save+nft-text",
+     "iptables-save and nft list ruleset"),
+    ("iptables-mode", ["--proxy-mode", "iptables"], (RULES, 0), (NFT_JSON, 0), (NFT_TEXT, 0),
+     ["iptables-save"], "iptables-save", "iptables-save"),
+]
+
+
+@pytest.mark.parametrize("args,ipt,nft_json,nft_text,ran,form,source",
+                         [n[1:] for n in NFT_NODES], ids=[n[0] for n in NFT_NODES])
+def test_nftables_node_through_exec(cert_dir: Path, tmp_path: Path, args: list[str],
+                                    ipt: tuple[bytes, int], nft_json: tuple[bytes, int],
+                                    nft_text: tuple[bytes, int], ran: list[str], form: str,
+                                    source: str) -> None:
+    from svctrace.rules.detect import parse_rules, rules_format
+
+    with FakeApiServer(copy.deepcopy(load_items(DEMO)) + [_nft_pod(args)], cert_dir) as api:
+        for command, (stdout, code) in ((("iptables-save",), ipt), (NFT_JSON_COMMAND, nft_json),
+                                        (NFT_TEXT_COMMAND, nft_text)):
+            api.on_exec("kube-system", NODE2_PROXY, ExecScript(stdout=stdout, exit_code=code),
+                        command)
+        text, where = read_rules_through_exec(connect(str(api.kubeconfig(tmp_path / "kc"))),
+                                              "node2")
+        assert [" ".join(r.query_all("command")) for r in api.exec_requests] == ran
+    assert where == f"{source} in kube-system/{NODE2_PROXY} on node node2"
+    assert rules_format(parse_rules(text, where)) == form
+
+
+def test_explain_node_in_nftables_mode(cert_dir: Path, tmp_path: Path) -> None:
+    """`explain svc/web --node node2` on a node whose kube-proxy runs nftables mode: its
+    iptables-save has no KUBE-SERVICES, so the rules come from `nft -j list ruleset`."""
+    with FakeApiServer(copy.deepcopy(load_items(DEMO)) + [_nft_pod([])], cert_dir) as api:
+        api.on_exec("kube-system", NODE2_PROXY, ExecScript(stdout=NO_KUBE), ("iptables-save",))
+        api.on_exec("kube-system", NODE2_PROXY, ExecScript(stdout=NFT_JSON, chunk=1000),
+                    NFT_JSON_COMMAND)
+        proc = explain(api.kubeconfig(tmp_path / "kubeconfig"), "node2")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["rules"]["source"][0] == \
+        f"rules: nft -j list ruleset in kube-system/{NODE2_PROXY} on node node2"
+    assert (data["rules"]["mode"], data["rules"]["format"]) == ("nftables", "nft-json")
+    assert data["drift"] == [] and data["findings"] == []
+    for trace in data["traces"]:
+        assert sorted(o["destination"] for o in trace["outcomes"]) == BACKENDS

@@ -22,6 +22,7 @@ from doctorkit import (  # noqa: E402
     NFT_MODE_IPTABLES_SAVE,
     PROXIES,
     SCENARIOS_NODE1,
+    SCENARIOS_NODE2_NFT,
 )
 
 
@@ -47,10 +48,13 @@ def items() -> list[dict[str, Any]]:
 def api(items: list[dict[str, Any]], cert_dir: Path) -> Any:
     """The API server; node1's kube-proxy prints node1's real iptables-save (scenarios
     capture); node2 runs kube-proxy in nftables mode, so iptables-save there has no KUBE
-    chains."""
+    chains and `nft -j list ruleset` prints node2's real capture."""
     with FakeApiServer(items, cert_dir) as server:
         server.on_exec("kube-system", PROXIES["node1"], ExecScript(stdout=SCENARIOS_NODE1))
-        server.on_exec("kube-system", PROXIES["node2"], ExecScript(stdout=NFT_MODE_IPTABLES_SAVE))
+        server.on_exec("kube-system", PROXIES["node2"], ExecScript(stdout=NFT_MODE_IPTABLES_SAVE),
+                       ("iptables-save",))
+        server.on_exec("kube-system", PROXIES["node2"], ExecScript(stdout=SCENARIOS_NODE2_NFT),
+                       ("nft", "-j", "list", "ruleset"))
         yield server
 
 

@@ -34,22 +34,25 @@ def finding(row: dict[str, Any], fid: str) -> dict[str, Any]:
     return next(f for f in row["findings"] if f["id"] == fid)
 
 
-def test_every_node_is_read_and_the_real_capture_agrees_with_the_api(
+def test_every_node_is_read_and_the_real_captures_agree_with_the_api(
         api: FakeApiServer, kubeconfig: Path) -> None:
     doc = doctor_json("-A", "--all", "--nodes", "all", kubeconfig=kubeconfig)
     node1, node2 = nodes(doc)["node1"], nodes(doc)["node2"]
     assert node1["read"] and node1["mode"] == "iptables (nft)"
     assert node1["drift"] == {} and node1["unknownServicePorts"] == []
     assert node1["servicePorts"] > 15
-    assert not node2["read"] and "nftables or IPVS mode" in node2["reason"]
-    assert [f["id"] for f in node2["findings"]] == ["NODE-RULES-UNREADABLE"]
+    # node2 runs nftables mode: iptables-save shows no KUBE chains there, nft -j is read
+    assert node2["read"] and node2["mode"] == "nftables", node2
+    assert node2["drift"] == {} and node2["unknownServicePorts"] == []
+    assert node2["servicePorts"] == node1["servicePorts"]
     assert not any(f["id"].startswith("RULES-") for r in doc["services"] for f in r["findings"])
-    assert rows(doc)[f"{PUB}/search"]["verdict"].endswith("rules agree on 1 node(s)")
-    assert doc["summary"]["nodes"] == {"read": 1, "failed": 1, "skipped": 0}
-    execs = sorted(r.path for r in api.exec_requests)
-    assert execs == sorted(f"/api/v1/namespaces/kube-system/pods/{p}/exec"
-                           for p in PROXIES.values())
-    assert all(r.query_all("command") == ["iptables-save"] for r in api.exec_requests)
+    assert rows(doc)[f"{PUB}/search"]["verdict"].endswith("rules agree on 2 node(s)")
+    assert doc["summary"]["nodes"] == {"read": 2, "failed": 0, "skipped": 0}
+    ran = sorted((r.path.split("/")[-2], " ".join(r.query_all("command")))
+                 for r in api.exec_requests)
+    assert ran == sorted([(PROXIES["node1"], "iptables-save"),
+                          (PROXIES["node2"], "iptables-save"),
+                          (PROXIES["node2"], "nft -j list ruleset")])
 
 
 def _drop_endpoint(items: list[dict[str, Any]], slice_name: str, address: str) -> None:

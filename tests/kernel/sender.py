@@ -39,10 +39,11 @@ import threading
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
+from scapy.layers.sctp import SCTP, SCTPChunkInit
 
 ETH_P_ALL = 0x0003
-IPPROTO = {"tcp": 6, "udp": 17}
-PROTO_NAME = {6: "tcp", 17: "udp"}
+IPPROTO = {"tcp": 6, "udp": 17, "sctp": 132}
+PROTO_NAME = {6: "tcp", 17: "udp", 132: "sctp"}
 DNS_QUERY = bytes.fromhex("123401000001000000000000076578616d706c6503636f6d0000010001")
 
 
@@ -116,6 +117,9 @@ def build(probe: dict):
     l3 = IPv6(src=src, dst=dst) if ":" in dst else IP(src=src, dst=dst)
     if probe["proto"] == "tcp":
         l4 = TCP(sport=probe["sport"], dport=probe["dport"], flags="S", seq=probe["sport"] * 7919)
+    elif probe["proto"] == "sctp":      # an INIT chunk opens an SCTP association
+        l4 = SCTP(sport=probe["sport"], dport=probe["dport"], tag=0) / SCTPChunkInit(
+            init_tag=probe["sport"], a_rwnd=65535, n_out_streams=1, n_in_streams=1, init_tsn=1)
     else:
         l4 = UDP(sport=probe["sport"], dport=probe["dport"]) / DNS_QUERY
     return l3 / l4

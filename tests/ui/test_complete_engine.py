@@ -12,6 +12,8 @@ from ui_helpers import RULES, SNAPSHOT
 from svctrace.cli import complete, complete_cache
 
 S, R = str(SNAPSHOT), str(RULES)
+NFT = Path(__file__).parent.parent / "fixtures" / "rig-v1.36" / "node2.nft.txt"
+NFT_JSON = NFT.with_suffix(".json")
 COMMANDS = ["completion", "doctor", "explain", "rules", "snapshot", "trace"]
 ALL = ["db", "ext-db", "noendpoints", "web", "web-np"]
 
@@ -44,6 +46,9 @@ CASES = [
     ("help", ["explain", "--he"], ["--help"]),
     ("rules-file-names", ["rules", "--rules", R, "svc/w"], ["svc/web", "svc/web-np"]),
     ("rules-file-namespace", ["rules", "-n", "default", "--rules", R, ""], ["kubernetes"]),
+    ("rules-file-names-nft", ["rules", "--rules", str(NFT), "svc/w"], ["svc/web", "svc/web-np"]),
+    ("rules-file-nft-json", ["rules", "-n", "default", "--rules", str(NFT_JSON), ""],
+     ["kubernetes"]),
     ("shells", ["completion", ""], ["bash", "zsh", "fish"]),
     ("trace-proto", ["trace", "--proto", "u"], ["udp"]),
     ("missing-snapshot", ["explain", "--snapshot", "/nonexistent.json", "svc/"], []),
