@@ -273,8 +273,10 @@ class NftRuleset:
                     families: tuple[str, ...] | None = None) -> list[NftChain]:
         """Base chains (at `hook`, in tables of `families`, if given) in the order the kernel
         runs them: by priority; equal priorities keep listing order. An IPv4 packet meets
-        the chains of families ("ip", "inet")."""
-        found = [c for c in self.chains() if c.hook is not None
+        the chains of families ("ip", "inet"). A `dormant` table's chains are not run
+        (`man nft`: a dormant table is not evaluated); nft 1.0.6's JSON cannot say so."""
+        live = [t for t in self.tables if "dormant" not in t.flags]
+        found = [c for t in live for c in t.chains.values() if c.hook is not None
                  and (hook is None or c.hook == hook)
                  and (families is None or c.table_family in families)]
         return sorted(found, key=lambda c: c.priority or 0)

@@ -116,7 +116,7 @@ def _pct(p: float) -> str:
 
 def _addr(ip: str | None, port: int | None) -> str:
     if ip is None:
-        return f"*:{port}"
+        return f"*:{port}" if port is not None else "any destination"
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 

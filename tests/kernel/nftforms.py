@@ -15,7 +15,6 @@ import subprocess
 
 import pytest
 import rig as rigmod
-from conftest import in_ci
 from rig import RigError
 
 # form → the nft arguments that print it
@@ -78,6 +77,12 @@ def nft_check(dump: str) -> str:
         p = subprocess.run(["ip", "netns", "exec", ns.name, "nft", "-c", "-f", "-"], input=dump,
                            capture_output=True, text=True, timeout=120)
         return "" if p.returncode == 0 else p.stderr
+
+
+def in_ci() -> bool:
+    """CI=true (as tests/kernel/conftest.py says; `from conftest import` would find whichever
+    conftest was imported first when several test folders run together)."""
+    return os.environ.get("CI", "").lower() == "true"
 
 
 def require_nft() -> None:

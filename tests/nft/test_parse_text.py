@@ -96,3 +96,12 @@ def test_lookup_reads_only_the_element_it_finds() -> None:
         "goto": {"target": "service-WAPHUU2J-svctrace-demo/web/tcp/http"}}
     assert service_ips.lookup(["10.96.219.159", "udp", 80]) is None
     assert service_ips._elements is None            # the other elements were never read
+
+
+def test_a_dormant_tables_chains_are_not_run() -> None:
+    text = ("table inet off {\n\tflags dormant\n\tchain in {\n\t\ttype filter hook input "
+            "priority filter; policy drop;\n\t}\n}\ntable inet on {\n\tchain in {\n\t\t"
+            "type filter hook input priority filter; policy drop;\n\t}\n}\n")
+    rules = parse_nft_text(text, "dormant.nft")
+    assert rules.table("inet", "off") is not None
+    assert [c.table_name for c in rules.base_chains("input")] == ["on"]

@@ -249,3 +249,10 @@ def test_assumptions_read_as_sentences_and_names_have_no_doubled_spaces(tmp_path
                     "10.10.0.10", "--dst", "10.96.0.5:80")       # from the node: OUTPUT is hooked
     assert "(service port *-AAAAAAAAAAAAAAAA)" in done.stdout
     assert "service port (service port" not in done.stdout
+
+
+def test_xlb_drop_is_rendered_without_a_port(tmp_path: Path) -> None:
+    path = tmp_path / "p.txt"
+    path.write_text(PRE_122)
+    out = svctrace("rules", "--rules", str(path), "svc/nolocal", "-n", "old").stdout
+    assert "DROP  any destination  (no local endpoints)" in out and "None" not in out
