@@ -19,6 +19,7 @@ class Stdout:
 
     def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
+        self.error: Exception | None = None    # kept: a library may swallow the raise
 
     def write(self, text: str) -> int:
         try:
@@ -27,7 +28,7 @@ class Stdout:
             silence(self.stream)
             return len(text)
         except OSError as err:
-            raise output_error(self.stream, err) from None
+            raise self._failed(err) from None
 
     def flush(self) -> None:
         try:
@@ -35,7 +36,11 @@ class Stdout:
         except BrokenPipeError:
             silence(self.stream)
         except OSError as err:
-            raise output_error(self.stream, err) from None
+            raise self._failed(err) from None
+
+    def _failed(self, err: OSError) -> Exception:
+        self.error = self.error or output_error(self.stream, err)
+        return self.error
 
     def __getattr__(self, name: str) -> Any:       # isatty, fileno, encoding…
         return getattr(self.stream, name)

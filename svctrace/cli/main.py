@@ -90,8 +90,11 @@ def _exit_now(status: int) -> None:
     atexit work."""
     try:
         sys.stdout.flush()
-    except SvctraceError as err:
-        _fail(err.message, err.hint, err.exit_status)
+    except SvctraceError:
+        pass                                 # kept as the Stdout's error, just below
+    failed = getattr(sys.stdout, "error", None)     # also when click swallowed it (--help)
+    if isinstance(failed, SvctraceError):
+        _fail(failed.message, failed.hint, failed.exit_status)
     sys.stderr.flush()
     os._exit(status)
 

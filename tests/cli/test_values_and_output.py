@@ -65,6 +65,9 @@ COMMANDS = {
     "rules-json": ["rules", "--rules", RULES, "-o", "json"],
     "trace": [*TRACE, "--dst", "10.96.219.159:80"],
     "completion": ["completion", "bash"],
+    "help": ["--help"],
+    "command-help": ["explain", "--help"],
+    "version": ["--version"],
 }
 
 
