@@ -161,7 +161,8 @@ def _container(raw: Obj, where: str) -> Container:
 
 def _container_status(raw: Obj, where: str) -> ContainerStatus:
     state = mapping(raw, "state", where)
-    kind = next((k for k in ("running", "waiting", "terminated") if k in state), "unknown")
+    kind = "running" if "running" in state else "waiting" if "waiting" in state else \
+        "terminated" if "terminated" in state else "unknown"
     current = mapping(state, kind, f"{where}.state") if kind != "unknown" else {}
     last = mapping(mapping(raw, "lastState", where), "terminated", f"{where}.lastState")
     return ContainerStatus(

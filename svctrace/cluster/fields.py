@@ -50,10 +50,12 @@ def objects(obj: Obj, key: str, where: str) -> list[tuple[Obj, str]]:
     if not isinstance(value, list):
         _wrong_list(value, where, key)
     where = at(where, key)
+    out = []
     for index, item in enumerate(value):
         if not isinstance(item, dict):
             raise ConversionError(f"{where}[{index}]: expected an object, got {show(item)}")
-    return [(item, f"{where}[{index}]") for index, item in enumerate(value)]
+        out.append((item, f"{where}[{index}]"))
+    return out
 
 
 def strings(obj: Obj, key: str, where: str) -> tuple[str, ...]:

@@ -261,7 +261,7 @@ class _Structure:
                              f'{", ".join(BUILTIN_CHAINS)})')
         table = self.ruleset.tables.get(name)
         if table is None:
-            table = Table(name, 4, ChainMap(name, self.source, self.parse_rule), lineno)
+            table = Table(name, 4, ChainMap(name, self.source, parse_rule), lineno)
             table.chains.text = self.text
             self.ruleset.tables[name] = table
             for builtin in BUILTIN_CHAINS[name]:   # iptables-restore creates them implicitly
@@ -344,8 +344,12 @@ class _Structure:
                         return fam
         return 4
 
-    def parse_rule(self, rule: Rule) -> ParsedRule:
-        return parse_rule_text(rule.text, rule.source, rule.line)
+
+def parse_rule(rule: Rule) -> ParsedRule:
+    """The chains' lazy parser: a plain function, so that a ruleset holds no reference back to
+    the parser that built it (no reference cycle: a dropped ruleset is freed at once, without
+    the garbage collector)."""
+    return parse_rule_text(rule.text, rule.source, rule.line)
 
 
 def _family_hint(text: str) -> int:
