@@ -32,7 +32,8 @@ def node_digest(ruleset: Ruleset, node: str | None,
     """The digest of an iptables-mode ruleset. `names` (chain hash → service port name, from
     the API) names service ports whose rules carry no comment (above 1,000 endpoints)."""
     mode = "iptables" + (f" ({_backend(ruleset.backend)})" if ruleset.backend else "")
-    return digest_of_chains(map_services(ruleset, names), node, mode, ruleset.source)
+    return digest_of_chains(map_services(ruleset, names, lean=True), node, mode,
+                            ruleset.source)
 
 
 def rules_digest(rules: Ruleset | NftRuleset | ModeSplit, node: str | None,

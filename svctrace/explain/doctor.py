@@ -15,8 +15,10 @@ Ctrl-C stops cleanly: the report holds what was gathered and names what was not 
 
 from __future__ import annotations
 
+import gc
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -59,12 +61,27 @@ def run_doctor(opts: DoctorOptions, progress: Progress | None = None) -> DoctorR
     report = DoctorReport(scope="", source="")
     run = _Run(opts, report, progress)
     try:
-        run.services()
+        with _collector_paused():
+            run.services()
         run.nodes()
     except KeyboardInterrupt:
         report.interrupted = True
         run.stop()
     return report
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while the objects are listed and checked: they hold no
+    reference cycles (freed at once when dropped), but the collector would rescan the whole
+    growing heap — 100,000 pods — again and again (about 40% of the time of converting them)."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
 
 class _Run:

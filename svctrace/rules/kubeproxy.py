@@ -233,8 +233,10 @@ _KIND_BY_ROLE = {"svc": "clusterIP", "svl": "clusterIP", "fw": "loadBalancerIP",
 
 
 class _Mapper:
-    def __init__(self, ruleset: Ruleset, part: tuple[int, int] | None = None) -> None:
+    def __init__(self, ruleset: Ruleset, part: tuple[int, int] | None = None,
+                 lean: bool = False) -> None:
         self.ruleset = ruleset
+        self.lean = lean        # skip the cluster-IP masquerade rules (a third of the time)
         nat = ruleset.tables.get("nat")
         self.nat: Mapping[str, Chain] = nat.chains if nat is not None else {}
         self.by_hash: dict[str, _Builder] = {}
@@ -487,10 +489,11 @@ class _Mapper:
                                          chain.name, role == "svl", role, False, "set" in fields,
                                          None, (chain, index)))
 
-    @staticmethod
-    def masquerade(b: _Builder, chain: Chain, index: int) -> None:
+    def masquerade(self, b: _Builder, chain: Chain, index: int) -> None:
         if not b.names:
             b.note_comment(_fields(chain.rules[index]))
+        if self.lean:
+            return
         b.masquerade.append(MasqueradeRule(chain.name, _condition_of(chain, index),
                                            "cluster IP", ref=(chain, index)))
 
@@ -626,19 +629,21 @@ def in_part(h: str, part: tuple[int, int] | None) -> bool:
 
 
 def map_services(ruleset: Ruleset, names: Mapping[str, str] | None = None,
-                 part: tuple[int, int] | None = None) -> list[ServiceChains]:
+                 part: tuple[int, int] | None = None, lean: bool = False) -> list[ServiceChains]:
     """Every service port kube-proxy programmed in `ruleset`, sorted by namespace/name/port.
 
     `names` (chain hash → service port name, see `identify`) names service ports whose rules
     carry no comment; comment names are used only when they hash to the chain. `part` = (k, n)
     maps only the k-th of n disjoint shares of the service ports (for parallel workers).
+    `lean`: leave out the cluster-IP masquerade rules of the SVC chains (`masquerade` stays
+    empty for them), for readers that do not look at them, such as the node digest.
     """
     # The ruleset holds hundreds of thousands of objects; the cyclic collector would rescan them
     # every few hundred allocations made here (3x the run time on a 10k-Service node).
     paused = gc.isenabled()
     gc.disable()
     try:
-        mapper = _Mapper(ruleset, part)
+        mapper = _Mapper(ruleset, part, lean)
         mapper.run()
         found = sorted((b.freeze(names, ruleset.family) for b in mapper.by_hash.values()
                         if in_part(b.hash, part)), key=sort_key)

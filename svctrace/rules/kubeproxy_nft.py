@@ -191,15 +191,24 @@ def _numgen_shares(key: Any, items: Any) -> list[tuple[Any, float]] | None:
     if not isinstance(numgen, Mapping) or not isinstance(items, Mapping) or "set" not in items:
         return None
     mod, offset = int(numgen.get("mod", 0)), int(numgen.get("offset", 0) or 0)
-    drawn = range(offset, offset + mod)
     out: list[tuple[Any, float]] = []
     for pair in items["set"]:
         if not isinstance(pair, (list, tuple)) or len(pair) != 2:
             return None
         index, data = pair
-        hits = sum(1 for v in drawn if _holds(index, v))
+        hits = _hits(index, offset, offset + mod)
         out.append((data, hits / mod if mod else 0.0))
     return out
+
+
+def _hits(key: Any, low: int, end: int) -> int:
+    """How many of the values low … end-1 `key` holds (an int, or a range: the overlap)."""
+    if isinstance(key, int):
+        return 1 if low <= key < end else 0
+    if isinstance(key, Mapping) and "range" in key:
+        first, last = int(key["range"][0]), int(key["range"][1])
+        return max(0, min(last, end - 1) - max(first, low) + 1)
+    return 0
 
 
 # 1.36's DNAT rule exactly as `nft list` prints it: read from the text, the hot loop of a big
@@ -223,15 +232,6 @@ def _text_pick(text: str) -> list[tuple[str, float]] | None:
             return None
         out.append((_endpoint(address, port), 1 / mod if int(index) < mod else 0.0))
     return out
-
-
-def _holds(key: Any, value: int) -> bool:
-    if isinstance(key, int):
-        return key == value
-    if isinstance(key, Mapping) and "range" in key:
-        low, high = key["range"]
-        return int(low) <= value <= int(high)
-    return False
 
 
 def _element_text(element: NftElement, family: str) -> str:
