@@ -44,41 +44,37 @@ _IPTABLES_PASTE = re.compile(r"(?:-[APNX] |Chain |target |pkts |[^\s:]*:-A )")
 
 
 def _first_line(text: str) -> str:
-    return next((line.strip() for line in _leading_lines(text)
+    return next((line.strip() for line in text.splitlines()
                  if line.strip() and not line.strip().startswith("#")), "")
 
 
-def _first_word(text: str) -> str:
-    for line in _leading_lines(text):
-        stripped = line.strip()
-        if stripped and not stripped.startswith("#"):
-            return stripped.split(None, 1)[0]
-    return ""
-
-
-def _leading_lines(text: str, chunk: int = 4096) -> list[str]:
-    """`text.splitlines()`, but of the first few KB first (cut at a newline, so those lines
-    are the same): a big dump is not split whole to read its first line."""
-    end = text.find("\n", chunk)
-    if end >= 0:
-        head = text[:end + 1].splitlines()
-        if any(line.strip() and not line.strip().startswith("#") for line in head):
-            return head
-    return text.splitlines()
-
-
-def _search_lines(pattern: re.Pattern[str], text: str, needle: str) -> re.Match[str] | None:
-    """`pattern.search(text)` for a multi-line pattern whose every match starts at a line
-    start and holds `needle` on that same line: only the lines holding `needle` are tried
-    (a search at every position of a big dump costs tens of milliseconds)."""
-    i = text.find(needle)
-    while i >= 0:
-        start = text.rfind("\n", 0, i) + 1
-        found = pattern.match(text, start)
+def _nft_table(text: str) -> re.Match[str] | None:
+    """The first nft table line in `text`. A multi-line regex over a 20 MB iptables-save dump
+    costs 0.2 s; the word "table" is rare there, so look only at the lines that hold it."""
+    start = text.find("table")
+    while start >= 0:
+        line = text.rfind("\n", 0, start) + 1
+        found = _NFT_TABLE.match(text, line)
         if found is not None:
             return found
-        i = text.find(needle, text.find("\n", i) + 1 or len(text))
+        end = text.find("\n", start)
+        if end < 0:
+            return None
+        start = text.find("table", end)
     return None
+
+
+def _first_word(text: str) -> str:
+    """The first word that is not a comment (without splitting a 20 MB text into lines)."""
+    pos = 0
+    while pos < len(text):
+        end = text.find("\n", pos)
+        end = len(text) if end < 0 else end
+        stripped = text[pos:end].strip()
+        if stripped and not stripped.startswith("#"):
+            return stripped.split(None, 1)[0]
+        pos = end + 1
+    return ""
 
 
 def _nft_form(word: str) -> str | None:
@@ -95,9 +91,9 @@ def rules_form(text: str) -> str:
     """The form of `text` (see the module docstring); RulesError if it is none of them."""
     word = _first_word(text)
     if word.startswith("*") or word.startswith(":"):
-        if '"nftables"' in text and _NFT_JSON.search(text):   # the substring test: cheap
+        if '"nftables"' in text and _NFT_JSON.search(text):
             return "iptables-save+nft-json"
-        nft = _search_lines(_NFT_TABLE, text, "table")
+        nft = _nft_table(text)
         if nft is None:
             return "iptables-save"
         rest = text[nft.start():]
@@ -107,7 +103,7 @@ def rules_form(text: str) -> str:
         return "iptables-save"     # -S, -L or grep pastes: iptables' reader says what they are
     if form is None:
         raise RulesError(f"not a rules file: it starts with {word[:40]!r}", _FORMS_HINT)
-    if form != "nft-json" and _search_lines(_IPTABLES_TABLE, text, "*"):
+    if form != "nft-json" and _IPTABLES_TABLE.search(text):
         return f"iptables-save+{form}"
     return form
 
