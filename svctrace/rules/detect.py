@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 
 from svctrace.errors import RulesError
+from svctrace.inputs import DEFAULT_MAX_INPUT
 from svctrace.model.nftables import ModeSplit, NftRuleset
 from svctrace.model.ruleset import Ruleset
 
@@ -151,13 +152,12 @@ def _parse_nft(text: str, source: str, form: str) -> NftRuleset:
     return parse_nft_text(text, source)
 
 
-def load_rules(path: str, max_bytes: int | None = None, partial: bool = False) -> AnyRules:
+def load_rules(path: str, max_bytes: int = DEFAULT_MAX_INPUT, partial: bool = False) -> AnyRules:
     """Read and parse the rules at `path` ('-' for stdin) in whatever form they are, reading
-    at most `max_bytes` (--max-input-size; None: the default limit)."""
+    at most `max_bytes` (--max-input-size)."""
     from svctrace.rules.sources import read_rules_text
 
-    text, source = read_rules_text(path) if max_bytes is None else \
-        read_rules_text(path, max_bytes)
+    text, source = read_rules_text(path, max_bytes)
     return parse_rules(text, source, partial)
 
 
